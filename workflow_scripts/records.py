@@ -1,0 +1,8 @@
+"""Rule records: verify a dataset root and parse its labels into the records table."""
+
+from fer.datasets.records import prepare_records
+from fer.logs import log_to_file
+
+with log_to_file(snakemake.log[0]):  # noqa: F821
+    records = prepare_records(snakemake.params.family, snakemake.params.root, snakemake.output[0])  # noqa: F821
+    print(f"{len(records)} records")
