@@ -37,9 +37,10 @@ def merge(base: dict, overrides: dict) -> dict:
 
 
 class WorkflowConfig:
-    def __init__(self, config: dict[str, Any], workflow_dir: str | Path):
+    def __init__(self, config: dict[str, Any], base_dir: str | Path | None = None):
+        """`base_dir`: where relative paths of config.yaml start, the workflow's working directory by default."""
         self.config = config
-        self.base = Path(workflow_dir).resolve()
+        self.base = Path(base_dir or Path.cwd()).resolve()
         self.results = config["results_dir"]
         self.logs = config["logs_dir"]
         self.tracking_uri = _absolute_tracking_uri(config["tracking"]["uri"], self.base)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from fer.config import WorkflowConfig
 
-W = WorkflowConfig(config, workflow_dir=workflow.basedir)
+W = WorkflowConfig(config)
 RESULTS = W.results
 LOGS = W.logs
 ENV = "../envs/fer.yaml"
