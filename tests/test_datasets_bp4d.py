@@ -102,5 +102,5 @@ def test_unknown_subject_and_missing_frame(copy):
     dropped = []
     assert len(bp4d.load_records(copy, dropped=dropped)) == 8
     assert (
-        len(dropped) == 1 and dropped[0].where.endswith("F004_T8.csv:3") and "no image" in dropped[0].reason
+        len(dropped) == 1 and dropped[0].where.endswith("F004_T8.csv:3") and "not found" in dropped[0].reason
     )

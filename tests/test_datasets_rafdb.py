@@ -73,6 +73,9 @@ def test_missing_image(root):
     (root / "Image/aligned/train_00005_aligned.jpg").unlink()
     with pytest.raises(DatasetError, match=r"(?s)1 listed file\(s\) not found.*train_00005_aligned.jpg"):
         rafdb.load_records(root)
+    dropped = []
+    assert len(rafdb.load_records(root, dropped=dropped)) == 9
+    assert [d.where.endswith("list_patition_label.txt:5") for d in dropped] == [True]
     (root / "EmoLabel/list_patition_label.txt").unlink()
     with pytest.raises(DatasetError, match=r"(?s)list_patition_label.txt.*whdeng"):
         rafdb.verify(root, full=False)

@@ -6,8 +6,8 @@ Conventions every adapter follows:
 - samples that the published protocol excludes (AffectNet codes 8-10, FERPlus ties, ...) are left out of the
   records and, when the caller passes a ``dropped`` list, appended to it as :class:`Dropped` entries so the
   annotation summary can count them; nothing is dropped without a reason;
-- a listed file that is missing raises, unless the caller passes ``dropped`` where the adapter's docstring
-  says that the reference code skips such samples.
+- a listed file that is missing raises (``verify`` always does); ``load_records(root, dropped=[])`` instead
+  skips such samples and lists them in ``dropped`` (the reference scripts skip them silently).
 """
 
 from __future__ import annotations
@@ -123,8 +123,22 @@ def check_manifest(root: Path, name: str, manifest: str | os.PathLike | None = N
     return count
 
 
+def exists_or_note(path: Path, where: str, dropped: list | None, missing: list[str]) -> bool:
+    """True if the listed file exists; otherwise note it in ``dropped`` (caller opted in) or in ``missing``."""
+    if path.exists():
+        return True
+    if dropped is None:
+        missing.append(f"{path} ({where})")
+    else:
+        note_dropped(dropped, where, f"listed file not found: {path}")
+    return False
+
+
 def missing_files_error(name: str, missing: Sequence[str], fix: str) -> DatasetError:
-    return DatasetError(f"{name}: {len(missing)} listed file(s) not found:\n{_listing(list(missing))}\n{fix}")
+    return DatasetError(
+        f"{name}: {len(missing)} listed file(s) not found:\n{_listing(list(missing))}\n{fix} "
+        f"(or pass a `dropped` list to load_records to skip them and count them)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- parsing

@@ -169,12 +169,8 @@ def load_au_frames(
         images = C.index_images(frame_dir / subject / task)
         for lineno, frame, occ in read_au_occ(csv_path, aus):
             where = f"{csv_path}:{lineno}"
-            image = images.get(frame)
-            if image is None:
-                if dropped is None:
-                    missing.append(f"{frame_dir / subject / task}/{frame:04d}.jpg ({where})")
-                else:
-                    C.note_dropped(dropped, where, f"coded frame {frame} of {subject}/{task} has no image")
+            image = images.get(frame, frame_dir / subject / task / f"{frame:04d}.jpg")
+            if not C.exists_or_note(image, where, dropped, missing):
                 continue
             key = f"{subject}/{task}/{frame:04d}"
             records.append(Record(key=key, path=image, aus=occ, subject=subject, split="test", fold=fold))

@@ -105,8 +105,8 @@ def load_records(
     """One record per single-labeled clip, ``fold`` = the fold whose test set holds it.
 
     Checks that the five test sets are disjoint, that train set k is exactly the other clips, and that a clip
-    has the same label in every file. Every listed clip must exist (the official split files already exclude
-    the 362 clips without detected faces), so nothing is dropped; ``dropped`` is accepted for a uniform API.
+    has the same label in every file. The official split files already exclude the 362 clips without detected
+    faces; a listed clip that is missing raises, or is skipped and appended to ``dropped`` when a list is given.
     """
     root = C.check_root(root, NAME, REQUEST)
     tests = {k: _read_split(C.first_existing(root, _split_file("test", k))) for k in FOLDS}
@@ -144,9 +144,8 @@ def load_records(
     for key, k in owner.items():
         label, where = tests[k][key]
         path = _media_path(root, key, media)
-        if not path.exists():
-            missing.append(f"{path} ({where})")
-        records.append(Record(key=key, path=path, label=label, split="test", fold=k))
+        if C.exists_or_note(path, where, dropped, missing):
+            records.append(Record(key=key, path=path, label=label, split="test", fold=k))
     if missing:
         raise C.missing_files_error(NAME, missing, f"Unpack {MEDIA_DIRS[media]} of DFEW into {root}.")
     if not records:

@@ -76,9 +76,9 @@ def verify(
 def load_records(
     root: str | os.PathLike, images: str = "aligned", dropped: list | None = None
 ) -> list[Record]:
-    """One record per line of ``list_patition_label.txt``; every listed image must exist (no skipping).
+    """One record per line of ``list_patition_label.txt``; RAF-DB's protocol excludes nothing.
 
-    ``dropped`` is accepted for a uniform interface; RAF-DB's protocol drops nothing.
+    A listed image that is missing raises, or is skipped and appended to ``dropped`` when a list is given.
     """
     root = C.check_root(root, NAME, REQUEST)
     label_file = root / LABEL_FILE
@@ -91,10 +91,9 @@ def load_records(
         key = parts[0][: -len(".jpg")]
         label = C.parse_label(parts[1], where, _CODES, offset=1)
         path = _image_path(root, key, images)
-        if not path.is_file():
-            missing.append(f"{path} ({where})")
         seen.append((key, where))
-        records.append(Record(key=key, path=path, label=label, split=key.split("_")[0], fold=None))
+        if C.exists_or_note(path, where, dropped, missing):
+            records.append(Record(key=key, path=path, label=label, split=key.split("_")[0], fold=None))
     C.check_unique(seen, NAME)
     if missing:
         raise C.missing_files_error(NAME, missing, f"Unpack the {images} images of RAF-DB basic into {root}.")
