@@ -83,7 +83,7 @@ def test_duplicate_and_inconsistent(copy):
 
 def test_train_label_disagrees(copy):
     _edit(copy, "train(single-labeled)/set_1.csv", "2,2\n", "2,5\n")
-    with pytest.raises(DatasetError, match=r"clip 00002 has label 5 here but 2"):
+    with pytest.raises(DatasetError, match=r"clip 00002 has label 4 here but 1 at"):
         dfew.load_records(copy)
 
 

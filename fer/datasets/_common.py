@@ -266,6 +266,46 @@ def split_by_fold(records: Sequence[Record], fold: int, folds: Sequence[int], na
     return {"train": train, "val": test, "test": test}
 
 
+def assemble_kfold(
+    tests: dict[int, dict[str, tuple[int, str]]],
+    trains: dict[int, tuple[Path, dict[str, tuple[int, str]]]],
+    name: str,
+) -> dict[str, tuple[int, int, str]]:
+    """Check official k-fold list files and return clip key -> (fold whose test set holds it, label, where).
+
+    tests[k] / trains[k]: key -> (label, 'file:line') of test / train list k. The test sets must be disjoint,
+    train list k must be exactly the clips of the other test sets, with the same labels: then fold k's split
+    is "test = fold k, train = the rest" and one fold id per record describes the protocol.
+    """
+    owner: dict[str, tuple[int, int, str]] = {}
+    for k, clips in tests.items():
+        for key, (label, where) in clips.items():
+            if key in owner:
+                raise DatasetError(
+                    f"{name}: duplicate id {key!r} in two test sets: {owner[key][2]} and {where}"
+                )
+            owner[key] = (k, label, where)
+    for k, (path, train) in trains.items():
+        for key, (label, where) in train.items():
+            if key not in owner:
+                raise DatasetError(
+                    f"{where}: clip {key} is in no test set; the folds must partition the clips"
+                )
+            fold, test_label, test_where = owner[key]
+            if fold == k:
+                raise DatasetError(f"{where}: clip {key} is also in the test set of fold {k} ({test_where})")
+            if label != test_label:
+                raise DatasetError(
+                    f"{where}: clip {key} has label {label} here but {test_label} at {test_where} (0-based)"
+                )
+        absent = sorted(key for key, (fold, _, _) in owner.items() if fold != k and key not in train)
+        if absent:
+            raise DatasetError(
+                f"{path}: fold {k} leaves {len(absent)} clip(s) out of both train and test, e.g. {absent[:5]}"
+            )
+    return owner
+
+
 def subject_folds(subject: str, partitions: dict[int, Sequence[str]], name: str, where: str) -> int:
     for fold, subjects in partitions.items():
         if subject in subjects:

@@ -110,39 +110,13 @@ def load_records(
     """
     root = C.check_root(root, NAME, REQUEST)
     tests = {k: _read_split(C.first_existing(root, _split_file("test", k))) for k in FOLDS}
-    owner: dict[str, int] = {}
-    for k, clips in tests.items():
-        for key, (_, where) in clips.items():
-            if key in owner:
-                raise DatasetError(
-                    f"{NAME}: duplicate id {key!r} in two test sets: {tests[owner[key]][key][1]} and {where}"
-                )
-            owner[key] = k
+    trains = {}
     for k in FOLDS:
-        train = _read_split(C.first_existing(root, _split_file("train", k)))
-        for key, (label, where) in train.items():
-            if key not in owner:
-                raise DatasetError(
-                    f"{where}: clip {key} is in no test set; the 5 folds must partition the clips"
-                )
-            if owner[key] == k:
-                raise DatasetError(
-                    f"{where}: clip {key} is also in the test set of fold {k} ({tests[k][key][1]})"
-                )
-            if label != tests[owner[key]][key][0]:
-                raise DatasetError(
-                    f"{where}: clip {key} has label {label + 1} here but {tests[owner[key]][key][0] + 1} at "
-                    f"{tests[owner[key]][key][1]}"
-                )
-        absent = sorted(set(owner) - set(train) - set(tests[k]))
-        if absent:
-            raise DatasetError(
-                f"{C.first_existing(root, _split_file('train', k))}: fold {k} leaves {len(absent)} clip(s) out of "
-                f"both train and test, e.g. {absent[:5]}"
-            )
+        path = C.first_existing(root, _split_file("train", k))
+        trains[k] = (path, _read_split(path))
+    owner = C.assemble_kfold(tests, trains, NAME)
     records, missing = [], []
-    for key, k in owner.items():
-        label, where = tests[k][key]
+    for key, (k, label, where) in owner.items():
         path = _media_path(root, key, media)
         if C.exists_or_note(path, where, dropped, missing):
             records.append(Record(key=key, path=path, label=label, split="test", fold=k))
