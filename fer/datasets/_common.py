@@ -350,6 +350,21 @@ def write_video(path: Path, frames: np.ndarray | Sequence[np.ndarray], fps: int)
         writer.release()
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file + rename, so an interrupted run never leaves half a file.
+
+    (fer.io.atomic_path does the same but imports torch, which dataset parsing should not need.)
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines))

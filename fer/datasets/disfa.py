@@ -26,8 +26,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.io import atomic_path
-
 from . import _common as C
 from .base import DatasetError, Record
 
@@ -109,8 +107,7 @@ def _extract(video: Path, wanted: set[int], out_dir: Path) -> None:
             count += 1
             if count in todo:
                 ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                with atomic_path(out_dir / f"{count:05d}.jpg") as tmp:
-                    tmp.write_bytes(data.tobytes())
+                C.write_bytes_atomic(out_dir / f"{count:05d}.jpg", data.tobytes())
     finally:
         cap.release()
 

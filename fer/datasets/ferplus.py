@@ -25,8 +25,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.io import atomic_path
-
 from . import _common as C
 from .base import DatasetError, Record
 
@@ -95,8 +93,7 @@ def _write_png(path: Path, grey: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", grey)
     if not ok:
         raise OSError(f"could not encode {path}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data.tobytes())
+    C.write_bytes_atomic(path, data.tobytes())
 
 
 def load_records(
