@@ -8,6 +8,7 @@ recipe does not know) so that every such mistake fails before any job starts, na
 from __future__ import annotations
 
 import copy
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ class WorkflowConfig:
         datasets = self.config["datasets"]
         for name, ds in datasets.items():
             module = get_dataset(ds["family"])
+            accepted = set(inspect.signature(module.load_records).parameters) - {"root", "dropped"}
+            unknown = sorted(set(ds.get("options", {})) - accepted)
+            if unknown:
+                raise ConfigError(f"datasets.{name}.options: {unknown} not accepted by {ds['family']} "
+                                  f"(valid: {sorted(accepted)})")
             bad = sorted(set(ds.get("folds", module.FOLDS)) - set(module.FOLDS))
             if bad:
                 raise ConfigError(f"datasets.{name}.folds: {bad} not among {ds['family']}'s folds {list(module.FOLDS)}")

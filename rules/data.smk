@@ -18,10 +18,14 @@ rule records:
     input:
         demo_flag,
     output:
-        f"{RESULTS}/data/{{dataset}}/records.csv",
+        records=f"{RESULTS}/data/{{dataset}}/records.csv",
+        dropped=f"{RESULTS}/data/{{dataset}}/dropped.csv",
     params:
         family=lambda wildcards: W.dataset(wildcards.dataset)["family"],
         root=lambda wildcards: str(W.dataset_root(wildcards.dataset)),
+        options=lambda wildcards: W.dataset(wildcards.dataset).get("options", {}),
+        check_counts=lambda wildcards: W.dataset(wildcards.dataset).get("check_counts", True)
+        and not W.dataset(wildcards.dataset).get("demo", False),
     log:
         f"{LOGS}/data/{{dataset}}.records.log",
     benchmark:

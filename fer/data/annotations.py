@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fer.datasets import get_dataset
 from fer.datasets.base import Record
-from fer.datasets.records import read_records
+from fer.datasets.records import dropped_path, read_records
 from fer.io import atomic_path, write_json
 
 from . import AnnotationError
@@ -68,7 +68,8 @@ def write_fold_annotations(
     records_csv, out_dir = Path(records_csv), Path(out_dir)
     splits = module.split(read_records(records_csv), fold)
     usable, failed = usable_faces(manifest_csv)
-    summary: dict = {"family": family, "fold": fold, "splits": {}, "dropped": {}}
+    summary: dict = {"family": family, "fold": fold, "splits": {}, "dropped": {},
+                     "excluded_by_protocol": _protocol_drops(records_csv)}
 
     train_subjects = sorted({r.subject for r in splits["train"] if r.subject is not None and r.key in usable})
     subject_ids = {s: i for i, s in enumerate(train_subjects)}
@@ -93,6 +94,15 @@ def write_fold_annotations(
             summary["splits"][split] = {"samples": len(kept), "dropped": len(dropped), "classes": dict(per_class)}
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _protocol_drops(records_csv: Path) -> dict:
+    """Counts per reason of the samples the dataset's protocol left out at the data stage (see dropped.csv)."""
+    path = dropped_path(records_csv)
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return dict(Counter(row["reason"] for row in csv.DictReader(f)))
 
 
 def _write_au_table(path: Path, records: list[Record], usable: dict[str, Path], aus, subject_ids) -> None:

@@ -45,13 +45,35 @@ def read_records(path: str | os.PathLike) -> list[Record]:
         ]
 
 
-def prepare_records(family: str, root: str | os.PathLike, out_csv: str | os.PathLike) -> list[Record]:
-    """Data stage: verify a dataset root in its owners' layout, parse its labels, write the records table."""
+def dropped_path(records_csv: str | os.PathLike) -> Path:
+    """Where the data stage lists the samples the dataset's protocol leaves out (beside the records table)."""
+    return Path(records_csv).with_name("dropped.csv")
+
+
+def prepare_records(
+    family: str,
+    root: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    options: dict | None = None,
+    check_counts: bool = True,
+) -> list[Record]:
+    """Data stage: verify a dataset root in its owners' layout, parse its labels, write the records table.
+
+    `options` go to the adapter (e.g. RAF-DB's ``images``, DFEW's ``media``, AffectNet's ``num_classes``);
+    `check_counts` compares with the published release sizes (off for miniature copies). Samples the protocol
+    excludes are written to dropped.csv beside the table, with where they were listed and why.
+    """
     module = get_dataset(family)
+    options = dict(options or {})
     root = Path(root).resolve()
-    module.verify(root)
-    records = module.load_records(root)
+    module.verify(root, full=check_counts, **options)
+    dropped: list = []
+    records = module.load_records(root, dropped=dropped, **options)
     if not records:
         raise DatasetError(f"{root}: no samples found for dataset family {family!r}")
     write_records(records, out_csv)
+    with atomic_path(dropped_path(out_csv)) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["where", "reason"])
+        writer.writerows([d.where, d.reason] for d in dropped)
     return records
