@@ -92,7 +92,8 @@ class VisionTransformer(nn.Module):
         self.fixed_pos_embed = fixed_pos_embed
         self.pos_drop = nn.Dropout(drop_rate)
 
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]  # stochastic depth decay rule
+        # stochastic depth rising linearly to drop_path_rate (plain floats: also builds on the meta device)
+        dpr = [drop_path_rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
         self.blocks = nn.Sequential(
             *[
                 Block(
