@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -382,3 +384,27 @@ def test_packed_array_must_match_index(tmp_path):
     with pytest.raises(AnnotationError, match="outside 0..0"):
         pack_annotation(ann, tmp_path / "b", S, progress=False)
         PackedImageDataset(tmp_path / "b", num_classes=1)
+
+
+def test_pack_errors_name_file_and_line(tmp_path):
+    paths, _ = _write_images(tmp_path / "faces", 1)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    ann = _lines(tmp_path / "train.csv", [f"{paths[0]} 0", f"{broken} 1"])
+    with pytest.raises(AnnotationError, match=re.escape(f"{ann}:2: cannot read image")):
+        pack_annotation(ann, tmp_path / "p", S, progress=False)
+    mixed = _lines(tmp_path / "mixed.csv", [f"{paths[0]} 0", f"{_write_frames(tmp_path / 'v', [1, 2])} 1"])
+    with pytest.raises(AnnotationError, match="mixes images and videos"):
+        pack_annotation(mixed, tmp_path / "p", S, progress=False)
+    assert (
+        not (tmp_path / "p.npy").exists() and not (tmp_path / "p.index.csv").exists()
+    )  # nothing half-written
+
+
+def test_annotation_error_import_is_light():
+    # the annotation writer imports AnnotationError; the loaders (torch, timm) load on first use
+    code = "import sys; from fer.data import AnnotationError; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import fer.data
+
+    assert fer.data.VideoClipDataset is VideoClipDataset and "VideoClipDataset" in dir(fer.data)

@@ -1,44 +1,44 @@
-"""Data loaders: annotation files -> tensors (images, video clips, AU labels), transforms and the packed format."""
+"""Data loaders: annotation files -> tensors (images, video clips, AU labels), transforms and the packed format.
+
+The loaders are imported on first use (PEP 562), so `from fer.data import AnnotationError` (the annotation
+writer, workflow scripts) does not pay for importing torchvision and timm.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 
 class AnnotationError(ValueError):
     """An annotation file (or a file it points to) is unusable; the message names "file:line" and the fix."""
 
 
-# The submodules import AnnotationError from here, so they come after it.
-from .datasets import (  # noqa: E402
-    AUImageDataset,
-    ExpressionImageDataset,
-    VideoClipDataset,
-    read_au_annotation,
-    read_expression_annotation,
-)
-from .packed import PackedImageDataset, PackedVideoDataset, pack_annotation  # noqa: E402
-from .transforms import (  # noqa: E402
-    image_eval_transform,
-    image_pretrain_transform,
-    image_train_transform,
-    video_eval_transform,
-    video_pretrain_transform,
-    video_train_transform,
-)
+_EXPORTS = {
+    "AUImageDataset": "datasets",
+    "ExpressionImageDataset": "datasets",
+    "VideoClipDataset": "datasets",
+    "read_au_annotation": "datasets",
+    "read_expression_annotation": "datasets",
+    "PackedImageDataset": "packed",
+    "PackedVideoDataset": "packed",
+    "pack_annotation": "packed",
+    "image_eval_transform": "transforms",
+    "image_pretrain_transform": "transforms",
+    "image_train_transform": "transforms",
+    "video_eval_transform": "transforms",
+    "video_pretrain_transform": "transforms",
+    "video_train_transform": "transforms",
+}
 
-__all__ = [
-    "AUImageDataset",
-    "AnnotationError",
-    "ExpressionImageDataset",
-    "PackedImageDataset",
-    "PackedVideoDataset",
-    "VideoClipDataset",
-    "image_eval_transform",
-    "image_pretrain_transform",
-    "image_train_transform",
-    "pack_annotation",
-    "read_au_annotation",
-    "read_expression_annotation",
-    "video_eval_transform",
-    "video_pretrain_transform",
-    "video_train_transform",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = ["AnnotationError", *_EXPORTS]

@@ -151,9 +151,13 @@ def _check_images(csv_path: Path, entries) -> None:
 
 
 class ExpressionImageDataset(Dataset):
-    """(image tensor, label) from an expression annotation of aligned face images."""
+    """(image tensor, label) from an expression annotation of aligned face images.
 
-    def __init__(self, csv_path: str | os.PathLike, num_classes: int, transform=None):
+    num_classes=None leaves labels unchecked beyond >= 0 (pretraining lists with their dummy label 0);
+    transform=None gives unnormalised [0, 1] tensors (ToTensor).
+    """
+
+    def __init__(self, csv_path: str | os.PathLike, num_classes: int | None, transform=None):
         self.csv_path = Path(csv_path)
         self.num_classes = num_classes
         self.transform = transform if transform is not None else T.ToTensor()

@@ -34,10 +34,11 @@ from .datasets import (
     AU_HEADER,
     VideoClipDataset,
     _check_images,
+    _load_image,
     read_au_annotation,
     read_expression_annotation,
 )
-from .video import FRAME_EXTS, is_video_file, load_rgb, open_video
+from .video import FRAME_EXTS, is_video_file, open_video
 
 _CHUNK = 64  # frames decoded and written at a time
 
@@ -51,6 +52,13 @@ def _fit(frame: np.ndarray, size: int, resample) -> np.ndarray:
     if frame.shape[:2] == (size, size):
         return frame
     return np.asarray(Image.fromarray(frame).resize((size, size), resample))
+
+
+def _open_video(path: Path, where: str):
+    try:
+        return open_video(path)
+    except Exception as err:
+        raise AnnotationError(f"{where}: cannot open {path} ({err}); re-run the faces stage") from err
 
 
 def _media(csv_path: Path, samples) -> str:
@@ -89,33 +97,34 @@ def pack_annotation(
     if _first_line(csv_path).startswith("path,"):
         aus, rows = read_au_annotation(csv_path)
         _check_images(csv_path, rows)
-        paths = [r[0] for r in rows]
+        items = [(r[0], f"{csv_path}:{r[-1]}") for r in rows]
         header = [*AU_HEADER, *aus]
         index = [[str(p), subject, sid, *values] for p, values, subject, sid, _ in rows]
         media = "image"
     else:
         samples = read_expression_annotation(csv_path)
         media = _media(csv_path, samples)
-        paths = [s[0] for s in samples]
+        items = [(path, f"{csv_path}:{n}") for path, _, n in samples]
         header = ["path", "label"]
         index = [[str(p), label] for p, label, _ in samples]
-    bar = tqdm(total=len(paths), desc=f"pack {csv_path.name}", unit="item", disable=not progress)
+    bar = tqdm(total=len(items), desc=f"pack {csv_path.name}", unit="item", disable=not progress)
 
     with atomic_path(array_path) as tmp:
         if media == "image":
-            out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), input_size, input_size, 3))
-            for i, path in enumerate(paths):
-                out[i] = _fit(load_rgb(path), input_size, Image.BICUBIC)
+            out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(items), input_size, input_size, 3))
+            for i, (path, where) in enumerate(items):
+                out[i] = _fit(np.asarray(_load_image(path, where)), input_size, Image.BICUBIC)
                 bar.update()
         else:
-            videos = [open_video(p) for p in paths]
-            lengths = [len(v) for v in videos]
-            for (path, _, n), length in zip(samples, lengths):
+            # one reader open at a time: decord holds a decoder per video
+            lengths = [len(_open_video(path, where)) for path, where in items]
+            for (path, where), length in zip(items, lengths):
                 if length == 0:
-                    raise AnnotationError(f"{csv_path}:{n}: {path} holds no frames; re-run the faces stage")
+                    raise AnnotationError(f"{where}: {path} holds no frames; re-run the faces stage")
             starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
             out = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(sum(lengths), input_size, input_size, 3))
-            for video, start, length in zip(videos, starts, lengths):
+            for (path, where), start, length in zip(items, starts, lengths):
+                video = _open_video(path, where)
                 for lo in range(0, length, _CHUNK):
                     chunk = video.get(range(lo, min(lo + _CHUNK, length)))
                     for k, frame in enumerate(chunk):
