@@ -7,7 +7,6 @@ recipe does not know) so that every such mistake fails before any job starts, na
 
 from __future__ import annotations
 
-import copy
 import inspect
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,6 @@ def _absolute_tracking_uri(uri: str, base: Path) -> str:
     if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
         return prefix + str((base / uri[len(prefix):]).resolve())
     return uri
-
-
-def merge(base: dict, overrides: dict) -> dict:
-    """Recursive dict merge (overrides win) used for recipe overrides."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 class WorkflowConfig:

@@ -15,7 +15,7 @@ from ._registry import checkpoint_filter_for
 log = logging.getLogger(__name__)
 
 # Top-level keys under which the seeds' codebases (and ours) keep the weights, in order of preference.
-_WRAPPER_KEYS = ("model", "state_dict", "module", "model_state")
+_WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module", "model_state")
 
 
 class CheckpointMismatchError(RuntimeError):
