@@ -26,6 +26,8 @@ import multiprocessing as mp
 import os
 import re
 import shutil
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -34,7 +36,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..io import atomic_path
 from .align import align_face, warp_face
 from .detect import Detector, Face, create_detector
 
@@ -199,11 +200,25 @@ def _row(
     }
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file renamed into place (fer.io.atomic_path does this too but imports torch,
+    which would add seconds to every worker's start for the torch-free mtcnn backend)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise OSError(f"{path}: JPEG encoding failed")
-    path.write_bytes(buf.tobytes())
+        raise OSError("JPEG encoding failed")
+    return buf.tobytes()
 
 
 def _process_image(key: str, path: Path, detector: Detector, job: _Job) -> list[dict]:
@@ -216,8 +231,7 @@ def _process_image(key: str, path: Path, detector: Detector, job: _Job) -> list[
         return [_row(key, -1, "no_face", error=f"{path}: no face detected")]
     aligned, _ = align_face(rgb, faces[0].landmarks5, job.settings.size, job.settings.margin)
     rel = f"{key}.jpg"
-    with atomic_path(job.out_dir / rel) as tmp:
-        _write_jpeg(tmp, aligned, job.jpeg_quality)
+    _write_atomic(job.out_dir / rel, _jpeg(aligned, job.jpeg_quality))
     return [_row(key, -1, "ok", faces[0], output=rel)]
 
 
@@ -235,7 +249,9 @@ def _process_video(key: str, path: Path, kind: str, detector: Detector, job: _Jo
     number = {idx: n + 1 for n, idx in enumerate(source.indices)}  # output file number of each source frame
 
     def save(idx: int, rgb: np.ndarray) -> str:
-        _write_jpeg(partial / f"{number[idx]:05d}.jpg", rgb, job.jpeg_quality)
+        (partial / f"{number[idx]:05d}.jpg").write_bytes(
+            _jpeg(rgb, job.jpeg_quality)
+        )  # folder renamed at the end
         return f"{key}/{number[idx]:05d}.jpg"
 
     rows: dict[int, dict] = {}
@@ -314,11 +330,10 @@ def _make_detector(job: _Job) -> Detector:
 
 def _init_worker(job: _Job) -> None:
     if job.threads is not None:
-        import torch
-
         cv2.setNumThreads(job.threads)
-        torch.set_num_threads(job.threads)
     _WORKER["job"], _WORKER["detector"] = job, _make_detector(job)
+    if job.threads is not None and "torch" in sys.modules:  # only torch backends import it
+        sys.modules["torch"].set_num_threads(job.threads)
 
 
 def _work(record) -> tuple[str, list[dict]]:
@@ -329,52 +344,79 @@ def _work(record) -> tuple[str, list[dict]]:
 
 
 class _Log:
-    """Append-only JSON lines: the settings, then one line per finished item (a torn last line is dropped)."""
+    """Append-only JSON lines: the settings, then one line per finished item (a torn last line is dropped).
+
+    Only an index (item -> byte range, first and last output) stays in memory; rows are read back from the file
+    when the manifest is written, so a dataset of a million videos does not hold a billion row dicts.
+    """
 
     def __init__(self, path: Path, settings: Settings):
         self.path = path
-        self.done: dict[str, list[dict]] = {}
+        self.index: dict[str, tuple[int, int, str, str]] = {}
         want = json.loads(json.dumps(asdict(settings)))
-        if path.exists():
-            raw = path.read_bytes()
-            cut = raw.rfind(b"\n") + 1
-            if cut < len(raw):  # a crash mid-append: forget the partial line
-                with open(path, "r+b") as f:
-                    f.truncate(cut)
-            lines = raw[:cut].decode().splitlines()
-            try:
-                have = json.loads(lines[0])["settings"] if lines else None
-                entries = [json.loads(line) for line in lines[1:]]
-            except (ValueError, KeyError) as err:
-                raise ValueError(f"{path}: not a faces-stage log ({err}); delete it to start over") from err
-            if have is not None and have != want:
-                diff = ", ".join(
-                    f"{k}: {have.get(k)!r} -> {want[k]!r}" for k in want if have.get(k) != want[k]
-                )
-                raise ValueError(
-                    f"{path}: this out_dir was produced with other settings ({diff}); "
-                    f"write to a new out_dir, or delete {path.parent} to redo it"
-                )
-            for entry in entries:
-                self.done[entry["item"]] = entry["rows"]
-            if not lines:
-                path.unlink()
-        if not path.exists():
+        if path.exists() and path.stat().st_size:
+            self._load(want)
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"settings": want}) + "\n")
 
+    def _load(self, want: dict) -> None:
+        path = self.path
+        with open(path, "rb") as f:
+            raw = f.read()
+        cut = raw.rfind(b"\n") + 1
+        if cut == 0:  # not even the settings line was finished
+            path.write_text(json.dumps({"settings": want}) + "\n")
+            return
+        if cut < len(raw):  # a crash mid-append: forget the partial line
+            with open(path, "r+b") as f:
+                f.truncate(cut)
+        try:
+            first_end = raw.index(b"\n") + 1
+            have = json.loads(raw[:first_end])["settings"]
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"{path}: not a faces-stage log ({err}); delete it to start over") from err
+        if have != want:
+            diff = ", ".join(f"{k}: {have.get(k)!r} -> {want[k]!r}" for k in want if have.get(k) != want[k])
+            raise ValueError(
+                f"{path}: this out_dir was produced with other settings ({diff}); "
+                f"write to a new out_dir, or delete {path.parent} to redo it"
+            )
+        offset = first_end
+        while offset < cut:
+            end = raw.index(b"\n", offset) + 1
+            self._add(json.loads(raw[offset:end]), offset, end - offset)
+            offset = end
+
+    def _add(self, entry: dict, offset: int, length: int) -> None:
+        outputs = [r["output"] for r in entry["rows"] if r["output"]]
+        self.index[entry["item"]] = (
+            offset,
+            length,
+            outputs[0] if outputs else "",
+            outputs[-1] if outputs else "",
+        )
+
     def append(self, key: str, rows: list[dict]) -> None:
-        # one line per item, written and closed at once: a crash can tear only the last line (see __init__)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"item": key, "rows": rows}) + "\n")
-        self.done[key] = rows
+        # one line per item, written and closed at once: a crash can tear only the last line (see _load)
+        entry = {"item": key, "rows": rows}
+        line = (json.dumps(entry) + "\n").encode()
+        with open(self.path, "ab") as f:
+            offset = f.tell()
+            f.write(line)
+        self._add(entry, offset, len(line))
 
+    def complete(self, key: str, out_dir: Path) -> bool:
+        """Logged and its outputs still on disk (first and last checked: frame folders are renamed in whole)."""
+        if key not in self.index:
+            return False
+        _, _, first, last = self.index[key]
+        return not first or ((out_dir / first).is_file() and (out_dir / last).is_file())
 
-def _complete(rows: list[dict], out_dir: Path) -> bool:
-    """Logged rows count as done only while their outputs are on disk (first and last checked: a frame folder is
-    renamed into place whole, so both present means it is there)."""
-    outputs = [r["output"] for r in rows if r["output"]]
-    return not outputs or ((out_dir / outputs[0]).is_file() and (out_dir / outputs[-1]).is_file())
+    def rows(self, key: str, f) -> list[dict]:
+        offset, length, _, _ = self.index[key]
+        f.seek(offset)
+        return json.loads(f.read(length))["rows"]
 
 
 # --------------------------------------------------------------------------------------------- entry points
@@ -426,7 +468,7 @@ def align_records(
     )
     out_dir = Path(out_dir)
     log = _Log(out_dir / LOG, settings)
-    todo = [r for r in records if not (r.key in log.done and _complete(log.done[r.key], out_dir))]
+    todo = [r for r in records if not log.complete(r.key, out_dir)]
     logger.info(
         "faces: %d records, %d done earlier, %d to process", len(records), len(records) - len(todo), len(todo)
     )
@@ -446,13 +488,18 @@ def align_records(
                     bar.update()
     finally:
         bar.close()
-    manifest = out_dir / MANIFEST
-    with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for r in records:
-            writer.writerows(log.done[r.key])
-    return manifest
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{MANIFEST}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as out, open(log.path, "rb") as src:
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for r in records:
+                writer.writerows(log.rows(r.key, src))
+        os.replace(tmp, out_dir / MANIFEST)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_dir / MANIFEST
 
 
 def read_manifest(manifest: str | os.PathLike) -> list[dict]:
