@@ -7,14 +7,14 @@ rule fold_annotations:
         val=f"{RESULTS}/annotations/{{dataset}}/fold{{fold}}/val.csv",
         test=f"{RESULTS}/annotations/{{dataset}}/fold{{fold}}/test.csv",
         summary=f"{RESULTS}/annotations/{{dataset}}/fold{{fold}}/summary.json",
-    params:
-        family=lambda wildcards: W.dataset(wildcards.dataset)["family"],
     log:
         f"{LOGS}/annotations/{{dataset}}.fold{{fold}}.log",
     benchmark:
         f"{LOGS}/annotations/{{dataset}}.fold{{fold}}.benchmark.tsv"
     conda:
         ENV
+    params:
+        family=lambda wildcards: W.dataset(wildcards.dataset)["family"],
     script:
         "../workflow_scripts/fold_annotations.py"
 
@@ -25,13 +25,13 @@ rule pretrain_list:
         manifest=f"{RESULTS}/faces/{{dataset}}/manifest.csv",
     output:
         f"{RESULTS}/annotations/{{dataset}}/pretrain.csv",
-    params:
-        family=lambda wildcards: W.dataset(wildcards.dataset)["family"],
     log:
         f"{LOGS}/annotations/{{dataset}}.pretrain.log",
     benchmark:
         f"{LOGS}/annotations/{{dataset}}.pretrain.benchmark.tsv"
     conda:
         ENV
+    params:
+        family=lambda wildcards: W.dataset(wildcards.dataset)["family"],
     script:
         "../workflow_scripts/pretrain_list.py"

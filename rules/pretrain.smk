@@ -10,19 +10,19 @@ rule pretrain:
         pretrain_lists,
     output:
         f"{RESULTS}/pretrain/{{name}}/pretrained.pth",
-    params:
-        cfg=lambda wildcards, input: W.pretrain_cfg(
-            wildcards.name, input, f"{RESULTS}/pretrain/{wildcards.name}"
-        ),
-        launcher=config["launcher"],
-    resources:
-        mem_mb=8000,
-        runtime=config["launcher"].get("timeout_min", 60),
     log:
         f"{LOGS}/pretrain/{{name}}.log",
     benchmark:
         f"{LOGS}/pretrain/{{name}}.benchmark.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=8000,
+        runtime=config["launcher"].get("timeout_min", 60),
+    params:
+        cfg=lambda wildcards, input: W.pretrain_cfg(
+            wildcards.name, input, f"{RESULTS}/pretrain/{wildcards.name}"
+        ),
+        launcher=config["launcher"],
     script:
         "../workflow_scripts/pretrain.py"

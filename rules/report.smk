@@ -4,13 +4,13 @@ rule table:
     output:
         md=f"{RESULTS}/tables/{{experiment}}.md",
         csv=f"{RESULTS}/tables/{{experiment}}.csv",
-    params:
-        dataset=lambda wildcards: W.experiment(wildcards.experiment)["dataset"],
     log:
         f"{LOGS}/report/{{experiment}}.log",
     benchmark:
         f"{LOGS}/report/{{experiment}}.benchmark.tsv"
     conda:
         ENV
+    params:
+        dataset=lambda wildcards: W.experiment(wildcards.experiment)["dataset"],
     script:
         "../workflow_scripts/table.py"
