@@ -227,7 +227,7 @@ class Tracker:
                 plot_confusion(metrics["confusion"], metrics.get("classes"), plot / "confusion.png")
             )
         if "f1" in metrics:
-            self.log_artifact(plot_au_f1(metrics["f1"], plot / "au_f1.png"))
+            self.log_artifact(plot_au_f1(metrics["f1"], plot / "au_f1.png"), "plots")
         if checkpoint:
             self.set_tags({"checkpoint": checkpoint})
 

@@ -39,6 +39,7 @@ class DistEnv:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     source: str = "single"  # single | torchrun | submitit | slurm
+    owns_group: bool = False  # this module created the process group (and destroys it in `cleanup`)
 
     @property
     def distributed(self) -> bool:
@@ -119,7 +120,8 @@ def init_distributed(device: str | torch.device = "auto") -> DistEnv:
             )
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
         log.info(
@@ -131,11 +133,13 @@ def init_distributed(device: str | torch.device = "auto") -> DistEnv:
             backend,
             dev,
         )
-    return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev, source=source)
+    return DistEnv(
+        rank=rank, world_size=world, local_rank=local_rank, device=dev, source=source, owns_group=owns
+    )
 
 
 def cleanup(env: DistEnv) -> None:
-    if env.distributed and dist.is_initialized():
+    if env.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
