@@ -29,8 +29,18 @@ def _overrides(pairs: list[str]) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = _parse_value(value)
     return out
+
+
+def _parse_value(text: str):
+    value = yaml.safe_load(text)
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def cmd_demo_data(args) -> None:
