@@ -132,6 +132,16 @@ def test_flops_per_sample_leaves_model_usable():
     assert flops_per_sample(model, (3, 8, 32, 32)) > 0
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
+    class PlainAttribute(torch.nn.Module):  # a tensor outside parameters and buffers cannot go to meta
+        def __init__(self):
+            super().__init__()
+            self.fc, self.offset = torch.nn.Linear(8, 4), torch.ones(8)
+
+        def forward(self, x):
+            return self.fc(x + self.offset)
+
+    assert flops_per_sample(PlainAttribute(), (8,)) == 2 * 8 * 4
+
 
 # (d) pretraining checkpoint -> finetuning model, and the other checkpoint layouts
 def _tiny_pretrain(name="pretrain_videomae_base_dim512_no_depth_patch16_160", **kw):

@@ -282,12 +282,12 @@ def video_mae_target(
 class PretrainVideoMAE(nn.Module):
     """Masked autoencoder: encoder on visible tokens, `encoder_to_decoder`, `mask_token`, decoder, pixel loss.
 
-    `forward(videos, mask)` -> (loss, pred [B, N_masked, P], mask). `reference_token_order=True` reproduces
-    MAE-DFER exactly: its LGI-Former encoder returns the visible tokens region by region, but the decoder adds
-    the position embeddings of the visible tokens in raster order, so for LGI-Former with temporal regions
-    longer than one slice tokens and decoder positions are paired differently than their true places (the
-    released decoder was trained that way). False pairs every token with its own position. Joint attention is
-    unaffected.
+    `forward(videos, mask)` -> (loss, pred [B, N_masked, P], mask); masks are drawn here when `mask` is None.
+    `reference_token_order=True` reproduces MAE-DFER exactly: its LGI-Former encoder hands the visible tokens
+    back region by region, but the decoder adds the position embeddings of the visible tokens in raster order.
+    Wherever the two orders differ (regions spanning two temporal slices, as the published 2x5x10) tokens get
+    another token's decoder position; the released decoder was trained that way. False gives every token its
+    own position. Joint attention keeps raster order, so the flag changes nothing there.
     """
 
     def __init__(
