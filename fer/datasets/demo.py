@@ -291,14 +291,11 @@ def _draw_cues(img: np.ndarray, aus: Mapping[int, float], p: dict[str, np.ndarra
                 line(q, q + 0.22 * u * (s * ex * np.cos(ang) + up * np.sin(ang)), 0.5 * a(6), 1)
         fold = max(a(10, 0), a(12, 0))
         if fold > 0:  # nasolabial fold deepens
-            line(
-                p[f"nose_wing_{side}"] + 0.05 * u * s * ex,
-                p[f"corner_{side}"] + 0.14 * u * s * ex,
-                0.5 * fold,
-            )
-        if a(14, 0) > 0:  # dimples
-            c = np.round(p[f"corner_{side}"] + 0.12 * u * s * ex).astype(int)
-            cv2.circle(dark, (int(c[0]), int(c[1])), int(0.07 * u), 0.75 * a(14), -1, 16)
+            end = p[f"corner_{side}"] + 0.16 * u * s * ex + 0.1 * u * up
+            line(p[f"nose_wing_{side}"] + 0.05 * u * s * ex, end, 0.5 * fold)
+        if a(14, 0) > 0:  # dimple: a short crease beside each tightened corner
+            c = p[f"corner_{side}"] + 0.1 * u * s * ex
+            line(c + 0.02 * u * up, c - 0.2 * u * up, 0.8 * a(14))
     if a(9, 0) > 0:  # wrinkles across the nose bridge
         for k in (0.55, 0.67):
             c = p["glabella"] - k * u * up
@@ -634,7 +631,7 @@ def generate_demo(
     sizes overrides DEFAULT_SIZES entries. Idempotent: a folder generated with the same seed, sizes and VERSION
     (recorded in root/.<name>.demo.json) is kept as it is. Atomic: each dataset is written into a temporary
     folder next to its target and renamed into place, so an interrupted run never leaves half a dataset. Each
-    dataset draws from its own random stream (seed, index): changing one size does not change the others.
+    dataset draws from its own random stream (seed, index) and is rebuilt only when its own sizes change.
     """
     config = _check_sizes(sizes)
     root = Path(root)
@@ -642,7 +639,11 @@ def generate_demo(
     out = {}
     for index, (name, build) in enumerate(_BUILDERS.items()):
         target, stamp_file = root / name, root / f".{name}.demo.json"
-        stamp = {"version": VERSION, "seed": int(seed), "sizes": config}
+        media = "video_size" if name == "dfew" else "image_size"
+        mine = {
+            k: v for k, v in config.items() if k.startswith(name) or k == media
+        }  # the sizes it depends on
+        stamp = {"version": VERSION, "seed": int(seed), "sizes": mine}
         if target.is_dir() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
             out[name] = target
             continue
