@@ -238,6 +238,20 @@ def test_stride_and_max_frames(media, tmp_path):
     ]
 
 
+def test_sequential_reader_matches_get_batch(media):
+    import decord
+
+    from fer.faces.process import open_video, read_video_frames
+
+    path = media["moving"]
+    ref = decord.VideoReader(str(path)).get_batch(list(range(6))).asnumpy()
+    for idx in ([0, 1, 2, 3, 4, 5], [0, 3], [1, 3, 5], [5, 2, 2]):  # stride 1, skips, a seek, random order
+        got = list(read_video_frames(open_video(path), idx, batch_size=2, path=path))
+        assert [i for i, _, _ in got] == idx and [e for *_, e in got] == [""] * len(idx)
+        for i, frame, _ in got:
+            np.testing.assert_array_equal(frame, ref[i])
+
+
 def test_resume_skips_finished_items(media, tmp_path, monkeypatch):
     recs = _records(media, ["astronaut", "coffee", "corrupt", "leaving"])
     out = tmp_path / "out"
