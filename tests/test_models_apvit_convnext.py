@@ -322,6 +322,10 @@ def test_convnextv2_factories_build_the_reference_sizes():
     assert round(sum(p.numel() for p in base.parameters()) / 1e6) == 89
     assert [len(s.blocks) for s in base.stages] == [3, 3, 27, 3] and base.num_features == 1024
     assert base.stages[3].blocks[2].drop_path.drop_prob == pytest.approx(0.1)
+    head = create_model(
+        "convnextv2_atto", num_classes=100, depths=(1, 1, 1, 1), dims=(8, 16, 24, 320)
+    ).head.fc
+    assert head.weight.std() < 1e-4  # head_init_scale 0.001 as the reference finetuning
     assert (
         isinstance(fcmae, convnextv2.FCMAE)
         and fcmae.proj.out_channels == 512

@@ -31,6 +31,9 @@ _DECODER_PARTS = ("proj.", "pred.", "decoder.", "mask_token")
 
 def _create_convnextv2(variant: str, num_classes: int, drop_path_rate: float, img_size: int | None, **kwargs):
     # ConvNeXt is fully convolutional: img_size is accepted for a uniform factory interface, only checked.
+    # The reference main_finetune.py builds with head_init_scale=0.001 (its default), i.e. a std 2e-5 head,
+    # the same init it re-applies to the head after loading a pretrained encoder.
+    kwargs.setdefault("head_init_scale", 0.001)
     if img_size is not None and img_size % 32:
         raise ValueError(
             f"{variant}: img_size {img_size} must be a multiple of 32 (the network's total stride)"
