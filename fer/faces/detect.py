@@ -99,7 +99,10 @@ def landmarks68_to_5(points68: np.ndarray) -> np.ndarray:
 
 
 class Detector:
-    """Common interface: `detect` one RGB image, `detect_batch` several (batched where the backend can)."""
+    """Common interface: `detect` one RGB image, `detect_batch` several.
+
+    can_batch: True where `detect_batch` runs the landmark network once for the faces of several images.
+    """
 
     name = "base"
     can_batch = False
