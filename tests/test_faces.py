@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -296,13 +298,30 @@ def test_resume_skips_finished_items(media, tmp_path, monkeypatch):
 def test_two_workers_same_manifest(media, tmp_path):
     recs = _records(media, ["astronaut", "coffee", "corrupt", "moving", "leaving", "hopper"])
     one = align_records(recs, tmp_path / "w1", size=64, workers=1, progress=False)
-    two = align_records(recs, tmp_path / "w2", size=64, workers=2, progress=False)
-    assert one.read_text() == two.read_text()
-    for r in read_manifest(one):
-        if r["output"]:
-            a = cv2.imread(str(tmp_path / "w1" / r["output"])).astype(int)
-            b = cv2.imread(str(tmp_path / "w2" / r["output"])).astype(int)
-            assert np.abs(a - b).max() <= 2
+    for method in ["fork", "spawn"]:
+        out = tmp_path / f"w2_{method}"
+        two = align_records(recs, out, size=64, workers=2, start_method=method, progress=False)
+        assert one.read_text() == two.read_text()
+        for r in read_manifest(one):
+            if r["output"]:
+                a = cv2.imread(str(tmp_path / "w1" / r["output"])).astype(int)
+                b = cv2.imread(str(out / r["output"])).astype(int)
+                assert np.abs(a - b).max() <= 2
+
+
+def test_workers_from_an_unguarded_script(media, tmp_path):
+    """Snakemake runs `script:` files as __main__ without a guard; the default (fork on the CPU) must cope."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from fer.datasets.base import Record\n"
+        "from fer.faces import align_records, summarize\n"
+        f"recs = [Record('a', Path({str(media['astronaut'])!r})), Record('c', Path({str(media['coffee'])!r}))]\n"
+        f"print(summarize(align_records(recs, {str(tmp_path / 'out')!r}, workers=2, progress=False)))\n"
+    )
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "'ok': 1, 'no_face': 1" in res.stdout
 
 
 def test_bad_keys_and_backend(tmp_path):

@@ -370,6 +370,10 @@ def _make_detector(job: _Job) -> Detector:
     return create_detector(job.settings.backend, device=job.device, **job.settings.detector_kwargs)
 
 
+def _default_start_method(device: str) -> str:
+    return "fork" if device == "cpu" and "fork" in mp.get_all_start_methods() else "spawn"
+
+
 def _init_worker(job: _Job) -> None:
     if job.threads is not None:
         cv2.setNumThreads(job.threads)
@@ -492,11 +496,15 @@ def align_records(
     jpeg_quality: int = 95,
     detector_kwargs: dict | None = None,
     progress: bool = True,
+    start_method: str | None = None,
 ) -> Path:
     """Detect, align and save the faces of `records` (fer.datasets.base.Record) under out_dir; returns manifest.csv.
 
     workers > 1 runs that many processes, each with its own detector; workers=1 runs here. `batch_size` video
     frames are decoded (decord) and detected per call. A rerun into the same out_dir skips finished items.
+    start_method: multiprocessing's; by default "fork" on the CPU (works from unguarded scripts such as Snakemake's
+    `script:` files) and "spawn" for a GPU (CUDA cannot be forked; the calling script then needs an
+    ``if __name__ == "__main__":`` guard, as multiprocessing documents).
     """
     from tqdm import tqdm
 
@@ -523,8 +531,8 @@ def align_records(
                 log.append(r.key, process_item(r, detector, job))
                 bar.update()
         elif todo:
-            # spawn: fork would copy cv2/torch thread pools (and a CUDA context) into the children
-            with mp.get_context("spawn").Pool(min(workers, len(todo)), _init_worker, (job,)) as pool:
+            ctx = mp.get_context(start_method or _default_start_method(device))
+            with ctx.Pool(min(workers, len(todo)), _init_worker, (job,)) as pool:
                 for key, rows in pool.imap_unordered(_work, todo, chunksize=1):
                     log.append(key, rows)
                     bar.update()
