@@ -1,7 +1,7 @@
 """Small learnable datasets for the engine tests, written as the annotation files of the design's contract (3).
 
 Expression images: one coloured shape per class (red disc, green square, blue bar) at a random place and size on a
-noisy grey background. AU images: shape presence is the AU (AU1 disc, AU2 square, AU4 bar, several per image),
+noisy grey background. AU images: shape presence is the AU (AU1 disc, AU2 square, AU4 bar, each at its own place, several per image),
 the background tint is the subject's identity, and every tenth AU4 label is unknown (-1). Videos: frame folders
 of a shape moving right (class 0) or down (class 1).
 """
@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 COLOURS = ((220, 40, 40), (40, 200, 40), (40, 60, 230))
+AU_PLACES = ((0.3, 0.28), (0.3, 0.72), (0.72, 0.5))  # (y, x) of AU1, AU2, AU4 as fractions of the image
 
 
 def _canvas(rng: np.random.Generator, size: int, tint=(0, 0, 0)) -> np.ndarray:
@@ -80,10 +81,9 @@ def write_au(
         for _ in range(per_subject):
             aus = rng.integers(0, 2, 3)
             img = _canvas(rng, size, tint)
-            for shape in np.flatnonzero(aus):
-                r = rng.uniform(0.15, 0.2) * size
-                cy, cx = rng.uniform(r + 1, size - r - 1, 2)
-                _draw(img, int(shape), cy, cx, r)
+            for shape in np.flatnonzero(aus):  # each AU at its own place, as action units on a face
+                cy, cx = np.asarray(AU_PLACES[shape]) * size + rng.uniform(-1.5, 1.5, 2)
+                _draw(img, int(shape), cy, cx, 0.16 * size)
             path = folder / f"{k:04d}.png"
             Image.fromarray(img.astype(np.uint8)).save(path)
             labels = [int(a) for a in aus]
