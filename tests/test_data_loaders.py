@@ -408,3 +408,16 @@ def test_annotation_error_import_is_light():
     import fer.data
 
     assert fer.data.VideoClipDataset is VideoClipDataset and "VideoClipDataset" in dir(fer.data)
+
+
+def test_randaugment_posterize_at_zero_bits_gives_black_image_not_an_error():
+    from PIL import Image
+    from timm.data import auto_augment
+
+    import fer.data.transforms  # noqa: F401  (installs the posterize fix)
+
+    img = Image.fromarray(np.full((8, 8, 3), 200, dtype=np.uint8))
+    op = auto_augment.NAME_TO_OP["PosterizeIncreasing"]
+    assert np.asarray(op(img, 0)).max() == 0
+    assert np.array_equal(np.asarray(op(img, 2)), np.full((8, 8, 3), 192, dtype=np.uint8))
+    assert op(img, 8) is img

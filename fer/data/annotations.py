@@ -29,7 +29,7 @@ USABLE = ("ok", "reused")
 def usable_faces(manifest_csv: str | os.PathLike) -> tuple[dict[str, Path], dict[str, str]]:
     """Map record key -> aligned image (or frame folder) and key -> reason for records without a usable face."""
     manifest_csv = Path(manifest_csv)
-    faces_dir = manifest_csv.parent
+    faces_dir = manifest_csv.parent.resolve()
     usable: dict[str, Path] = {}
     statuses: dict[str, Counter] = defaultdict(Counter)
     with open(manifest_csv, newline="") as f:

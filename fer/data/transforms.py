@@ -27,8 +27,8 @@ import random
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from timm.data import create_transform
+from PIL import Image, ImageOps
+from timm.data import auto_augment, create_transform
 from timm.data.auto_augment import rand_augment_transform
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.data.random_erasing import RandomErasing
@@ -37,6 +37,20 @@ from torchvision import transforms
 
 MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1)
+
+
+def _posterize(img: Image.Image, bits_to_keep: int, **_) -> Image.Image:
+    """RandAugment's posterize as the seeds ran it: at magnitude 10 "inc1" keeps 0 bits, which Pillow < 11
+    turned into a black image and Pillow >= 11 refuses (ValueError), crashing a training run at random."""
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+for _name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+    auto_augment.NAME_TO_OP[_name] = _posterize
 
 
 # ----------------------------------------------------------------------------------------------- images
