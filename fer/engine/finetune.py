@@ -36,7 +36,7 @@ from fer.io import write_json
 from fer.models import create_model, load_pretrained
 from fer.models.heads import LinearProbe
 
-from .distributed import cleanup
+from .distributed import all_gather_objects, cleanup
 from .evaluate import evaluate_au, evaluate_expression, evaluate_identity
 from .loop import ConfigError, Context, Trainer, require, setup, to_device
 
@@ -321,7 +321,8 @@ def finetune(cfg: dict) -> dict:
             if trainer.ema is not None and cfg.get("model_ema_eval"):
                 ema = _evaluate(cfg, ctx, trainer.ema.module, test_set, views=views)
                 metrics["ema"] = {k: v for k, v in ema.items() if k not in ("confusion", "classes")}
-            metrics.update(mlflow_run_id=ctx.tracker.run_id, checkpoint=str(checkpoint))
+            run_id = all_gather_objects(ctx.tracker.run_id)[0]  # rank 0's, so every process returns the same
+            metrics.update(mlflow_run_id=run_id, checkpoint=str(checkpoint))
             path = ctx.output_dir / "metrics.json"
             if ctx.env.is_main:
                 write_json(path, metrics)
