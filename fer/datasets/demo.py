@@ -59,14 +59,14 @@ BP4D_TASK_AUS: dict[str, tuple[int, ...]] = {
 _AU_BASE_RATE, _AU_EPISODE_RATE, _AU_UNKNOWN_RATE = 0.1, 0.8, 0.03
 
 DEFAULT_SIZES = {
-    "rafdb_train": 98,  # 14 per class
-    "rafdb_test": 42,  # 6 per class
+    "rafdb_train": 210,  # 30 per class: a tiny ViT from scratch reaches ~70% in 20 epochs (98: ~25%)
+    "rafdb_test": 70,  # 10 per class
     "dfew_clips": 56,  # 4 per class and fold
     "dfew_folds": 2,  # the clips fill the test sets of folds 1..dfew_folds
     "dfew_frames": 16,
     "bp4d_subjects": 6,  # 2 in each of the 3 official subject folds
     "bp4d_tasks": 2,
-    "bp4d_frames": 12,
+    "bp4d_frames": 20,
     "image_size": 128,
     "video_size": 128,
 }
