@@ -224,7 +224,7 @@ class Tracker:
         plot = self.output_dir / "plots"
         if "confusion" in metrics:
             self.log_artifact(
-                plot_confusion(metrics["confusion"], metrics.get("classes"), plot / "confusion.png")
+                plot_confusion(metrics["confusion"], metrics.get("classes"), plot / "confusion.png"), "plots"
             )
         if "f1" in metrics:
             self.log_artifact(plot_au_f1(metrics["f1"], plot / "au_f1.png"), "plots")
