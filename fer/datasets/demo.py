@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -213,11 +213,8 @@ _MOVES: dict[int, list[tuple[str, float, float, float]]] = {
     15: [("corner", 0.0, -0.2, 0.26)],  # lip corner depressor
     17: [("chin", 0.0, 0.14, 0.35), ("lip_low", 0.0, 0.07, 0.2)],  # chin raiser
     20: [("corner", 0.18, -0.04, 0.26)],  # lip stretcher
-    23: [
-        ("corner", -0.14, 0.0, 0.2),
-        ("lip_up", 0.0, -0.03, 0.15),
-        ("lip_low", 0.0, 0.03, 0.15),
-    ],  # tightener
+    # 23: lip tightener
+    23: [("corner", -0.14, 0.0, 0.2), ("lip_up", 0.0, -0.03, 0.15), ("lip_low", 0.0, 0.03, 0.15)],
     24: [("lip_up", 0.0, -0.07, 0.16), ("lip_low", 0.0, 0.09, 0.18)],  # lip pressor
     25: [("lip_up", 0.0, 0.04, 0.16), ("lip_low", 0.0, -0.05, 0.18)],  # lips part
     26: [("lip_low", 0.0, -0.16, 0.3), ("chin", 0.0, -0.22, 0.4)],  # jaw drop
@@ -263,6 +260,10 @@ def _displacement(aus: Mapping[int, float], pts: dict[str, np.ndarray]) -> tuple
     return dx, dy
 
 
+def _xy(q: np.ndarray) -> tuple[int, int]:
+    return int(round(float(q[0]))), int(round(float(q[1])))
+
+
 def _paint(img: np.ndarray, mask: np.ndarray, colour, sigma: float) -> None:
     """Blend `colour` into img (in place) with the blurred mask, inside the cue window only."""
     m = cv2.GaussianBlur(mask[_WINDOW], (0, 0), sigma).clip(0, 1)[..., None]
@@ -276,9 +277,7 @@ def _draw_cues(img: np.ndarray, aus: Mapping[int, float], p: dict[str, np.ndarra
     dark = np.zeros((_CANVAS, _CANVAS), np.float32)
 
     def line(q0, q1, alpha, width=2):
-        cv2.line(
-            dark, tuple(int(v) for v in np.round(q0)), tuple(int(v) for v in np.round(q1)), alpha, width, 16
-        )
+        cv2.line(dark, _xy(q0), _xy(q1), alpha, width, cv2.LINE_AA)
 
     if a(4, 0) > 0:  # vertical furrows between the brows
         for s in (-1, 1):
@@ -311,16 +310,17 @@ def _draw_cues(img: np.ndarray, aus: Mapping[int, float], p: dict[str, np.ndarra
 
     opening = 0.16 * a(25, 0) + 0.3 * a(26, 0)  # mouth height in IOD units
     if opening > 0.02:
-        centre = tuple(int(v) for v in (p["lip_up"] + p["lip_low"]) / 2 - 0.1 * opening * u * up)
+        centre = (p["lip_up"] + p["lip_low"]) / 2 - 0.1 * opening * u * up
         width = np.linalg.norm(p["corner_r"] - p["corner_l"]) * (0.42 if a(26, 0) > a(25, 0) else 0.5)
         angle, half = float(np.degrees(np.arctan2(ex[1], ex[0]))), max(int(opening * u / 2), 1)
         mouth = np.zeros_like(dark)
-        cv2.ellipse(mouth, centre, (int(width), half), angle, 0, 360, 0.8, -1, 16)
+        cv2.ellipse(mouth, _xy(centre), (int(width), half), angle, 0, 360, 0.8, -1, cv2.LINE_AA)
         _paint(img, mouth, (60, 22, 26), 0.8)
         if a(25, 0) > 0 and max(a(12, 0), a(10, 0), a(20, 0)) > 0.3:  # smiles and stretched lips bare teeth
-            top = tuple(int(v) for v in np.array(centre) + 0.25 * opening * u * up)
-            teeth = np.zeros_like(dark)
-            cv2.ellipse(teeth, top, (int(width * 0.85), max(half // 2, 1)), angle, 0, 360, 0.9, -1, 16)
+            teeth, top = np.zeros_like(dark), _xy(centre + 0.25 * opening * u * up)
+            cv2.ellipse(
+                teeth, top, (int(width * 0.85), max(half // 2, 1)), angle, 0, 360, 0.9, -1, cv2.LINE_AA
+            )
             _paint(img, teeth * (mouth > 0), (232, 226, 214), 0.6)
 
 
@@ -553,7 +553,7 @@ def _balanced(n: int, rng: np.random.Generator) -> list[int]:
     return [int(v) for v in rng.permutation(np.arange(n) % len(EXPRESSIONS))]
 
 
-def _detectable(make: functools.partial, where: str, tries: int = 5) -> np.ndarray:
+def _detectable(make: Callable[[], np.ndarray], where: str, tries: int = 5) -> np.ndarray:
     """Redraw a still (the rng moves on) until MTCNN finds exactly one face in it, as real datasets leave out
     faceless images; with the ranges above a redraw is rare (none in 1,400 expression samples)."""
     for _ in range(tries):
@@ -569,10 +569,9 @@ def _build_rafdb(root: Path, rng: np.random.Generator, sizes: dict[str, int]) ->
     images, labels, splits = [], [], []
     for part in ("train", "test"):
         for label in _balanced(sizes[f"rafdb_{part}"], rng):
-            make = functools.partial(make_expression_face, expression_index(rafdb.CLASSES[label]), rng)
-            images.append(
-                _detectable(functools.partial(make, sizes["image_size"]), f"rafdb {part} {len(images)}")
-            )
+            expression = expression_index(rafdb.CLASSES[label])
+            make = functools.partial(make_expression_face, expression, rng, sizes["image_size"])
+            images.append(_detectable(make, f"rafdb {part} sample {len(images)}"))
             labels.append(label)
             splits.append(part)
     rafdb.write_miniature(root, images, labels, splits)
@@ -616,16 +615,12 @@ def _build_bp4d(root: Path, rng: np.random.Generator, sizes: dict[str, int]) -> 
         for task in sorted(str(t) for t in rng.choice(bp4d.TASKS, sizes["bp4d_tasks"], replace=False)):
             labels, strength = sample_au_frames(task, n, bp4d.AUS, rng)
             base, motion = random_look(rng, 0.4, background=False), _head_motion(rng, n)
-            sequences[(subject, task)] = [
-                _detectable(
-                    functools.partial(
-                        make_au_face, dict(zip(bp4d.AUS, s)), rng, identity, size, _moved(base, m)
-                    ),
-                    f"bp4d {subject} {task} frame {t}",
-                )
-                for t, (s, m) in enumerate(zip(strength, motion))
-            ]
-            codes[(subject, task)] = labels
+            frames = []
+            for t in range(n):
+                aus = dict(zip(bp4d.AUS, strength[t]))
+                make = functools.partial(make_au_face, aus, rng, identity, size, _moved(base, motion[t]))
+                frames.append(_detectable(make, f"bp4d {subject} {task} frame {t}"))
+            sequences[(subject, task)], codes[(subject, task)] = frames, labels
     bp4d.write_miniature(root, sequences, codes)
 
 
@@ -656,9 +651,8 @@ def generate_demo(
     for index, (name, build) in enumerate(_BUILDERS.items()):
         target, stamp_file = root / name, root / f".{name}.demo.json"
         media = "video_size" if name == "dfew" else "image_size"
-        mine = {
-            k: v for k, v in config.items() if k.startswith(name) or k == media
-        }  # the sizes it depends on
+        # the stamp holds only the sizes this dataset depends on
+        mine = {k: v for k, v in config.items() if k.startswith(name) or k == media}
         stamp = {"version": VERSION, "seed": int(seed), "sizes": mine}
         if target.is_dir() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
             out[name] = target
@@ -666,6 +660,7 @@ def generate_demo(
         stamp_file.unlink(missing_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
         old = root / f".{name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
         try:
             build(tmp, np.random.default_rng([int(seed), index]), config)
             if target.exists():  # a directory cannot be renamed over another: move the old copy aside first
