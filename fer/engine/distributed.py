@@ -201,7 +201,8 @@ class SeededDataset(Dataset):
         return len(self.dataset)
 
     def __getattr__(self, name):  # labels, samples, ... of the wrapped dataset
-        if name == "dataset":
+        # never dunders: DataLoader would call a wrapped Subset's __getitems__ with (epoch, index) pairs
+        if name == "dataset" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
