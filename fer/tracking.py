@@ -254,7 +254,7 @@ class Tracker:
     def _reopen(self) -> bool:
         """Continue the run of an earlier attempt in this output dir (same store), if there is one."""
         path = self.output_dir / RUN_FILE
-        if not path.is_file():
+        if not path.is_file() or not self.cfg.get("resume", True):  # a fresh start gets a fresh run
             return False
         try:
             saved = json.loads(path.read_text())

@@ -136,3 +136,26 @@ def test_class_balanced_repeats_rare_classes_as_mmcls():
     assert isinstance(subset, Subset)
     seeded = SeededDataset(subset, seed=0)  # (epoch, index) items through a Subset
     assert subset.indices[95:99] == [95, 95, 96, 96] and seeded[(0, 99)] == (97, 2)
+
+
+def test_loader_workers_do_not_change_the_result(tmp_path):
+    from engine_synthetic import TINY_VIT, write_expression
+
+    from fer.engine import finetune, resolve
+    from fer.io import load_checkpoint
+
+    write_expression(tmp_path, "train", 8, seed=0)
+
+    def run(workers):
+        cfg = resolve("mae_sfer_vit_tiny_finetune", {
+            "model_kwargs": TINY_VIT, "input_size": 32, "batch_size": 4, "epochs": 2, "warmup_epochs": 1,
+            "num_workers": workers, "aa": None, "reprob": 0.5, "mixup": 0.0, "cutmix": 0.0,
+            "data": {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "train.csv")}, "classes": ["a", "b", "c"],
+            "output_dir": str(tmp_path / f"w{workers}"),
+            "tracking": {"uri": f"sqlite:///{tmp_path}/m.db", "system_metrics": False},
+        })  # fmt: skip
+        finetune(cfg)
+        return load_checkpoint(tmp_path / f"w{workers}" / "checkpoint-final.pth")["model"]
+
+    single, workers = run(0), run(2)
+    assert all(torch.equal(single[k], workers[k]) for k in single)

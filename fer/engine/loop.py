@@ -150,6 +150,7 @@ class Trainer:
             SeededDataset(train_set, seed=int(cfg.get("seed", 0))), batch_size=self.batch_size,
             sampler=self.sampler, num_workers=int(cfg.get("num_workers", 0)), drop_last=True,
             pin_memory=ctx.device.type == "cuda", generator=torch.Generator().manual_seed(int(cfg.get("seed", 0))),
+            persistent_workers=int(cfg.get("num_workers", 0)) > 0,  # epochs travel in the indices, not the workers
         )  # fmt: skip
         self.steps_per_epoch = len(self.sampler.inner) // self.batch_size // self.accum
         if self.steps_per_epoch == 0:
@@ -235,17 +236,21 @@ class Trainer:
         seed_everything(int(cfg.get("seed", 0)) + self.env.rank)
         if self.epoch >= epochs and resumed:
             log.info("training already finished (%d epochs)", epochs)
-            return self._finish()
+            final = self.ctx.output_dir / ckpt.FINAL
+            return final if final.exists() else self._finish()
         with ckpt.StopFlag() as stop:
             while self.epoch < epochs:
-                self._train_epoch(stop)
+                started = time.time()
+                loss = self._train_epoch(stop)
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
                 self.save()
                 every = int(cfg.get("save_epoch_every") or 0)
                 if every and self.epoch % every == 0:
                     self.save(f"checkpoint-epoch{self.epoch}.pth")
+                scalars = {"epoch/train_loss": loss, "epoch/time_s": time.time() - started}
                 if on_epoch_end is not None and self.epoch % int(cfg.get("eval_every", 1) or 1) == 0:
-                    self.ctx.tracker.log_metrics(on_epoch_end(self.epoch - 1), step=self.epoch - 1)
+                    scalars.update(on_epoch_end(self.epoch - 1))
+                self.ctx.tracker.log_metrics(scalars, step=self.epoch - 1)
         return self._finish()
 
     def _finish(self) -> Path:
@@ -256,7 +261,8 @@ class Trainer:
         barrier()
         return path
 
-    def _train_epoch(self, stop: ckpt.StopFlag) -> None:
+    def _train_epoch(self, stop: ckpt.StopFlag) -> float:
+        """Train the rest of the current epoch; the mean loss of the batches it trained on."""
         cfg, env = self.cfg, self.env
         total = self.steps_per_epoch * self.accum
         first = self.step_in_epoch * self.accum
@@ -268,7 +274,7 @@ class Trainer:
             self._resume_rng = None
         self.optimizer.zero_grad(set_to_none=True)
         log_every, save_every = int(cfg.get("log_every", 20) or 1), int(cfg.get("save_every_steps") or 0)
-        window_loss, window_n = 0.0, 0
+        window_loss, window_n, epoch_loss = 0.0, 0, 0.0
         bar = _progress(self.steps_per_epoch, self.step_in_epoch, f"epoch {self.epoch}", env.is_main)
         for micro in range(first, total):
             batch = next(batches)
@@ -294,7 +300,11 @@ class Trainer:
                 if not math.isfinite(loss_value):
                     self._non_finite(loss_value, micro)
                 self.scaler.scale(loss / self.accum).backward()
-            window_loss, window_n = window_loss + loss_value, window_n + 1
+            window_loss, window_n, epoch_loss = (
+                window_loss + loss_value,
+                window_n + 1,
+                epoch_loss + loss_value,
+            )
             if not boundary:
                 continue
             self.scaler.unscale_(self.optimizer)
@@ -320,6 +330,7 @@ class Trainer:
                 path = self.save()
                 raise ckpt.Preempted(stop.signum or 15, path)
         bar.close()
+        return epoch_loss / max(total - first, 1)
 
     def _log_step(self, loss: float, norm, bar) -> None:
         lr = max(g["lr"] for g in self.optimizer.param_groups)
