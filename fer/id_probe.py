@@ -44,14 +44,18 @@ def write_probe_split(
     Each subject contributes up to `per_subject` random frames, the first `train_fraction` of them to train.
     """
     if not 0 < train_fraction < 1 or per_subject < 2:
-        raise ValueError(f"need 0 < train_fraction < 1 and per_subject >= 2, got {train_fraction}, {per_subject}")
+        raise ValueError(
+            f"need 0 < train_fraction < 1 and per_subject >= 2, got {train_fraction}, {per_subject}"
+        )
     header, by_subject, seen = None, defaultdict(list), set()
     for source in sources:
         head, rows = _read(Path(source))
         if header is None:
             header = head
         elif head != header:
-            raise ValueError(f"{source}: columns {head} differ from {header}; the sources must share one AU set")
+            raise ValueError(
+                f"{source}: columns {head} differ from {header}; the sources must share one AU set"
+            )
         for line, row in enumerate(rows, start=2):
             if len(row) != len(header):
                 raise ValueError(f"{source}:{line}: {len(row)} fields, expected {len(header)}")

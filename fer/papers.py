@@ -42,8 +42,9 @@ def _slug(text: str) -> str:
 
 
 def _curve_keys(layout: Layout) -> list[str]:
+    """Training loss (per epoch, else per logged step) and the validation metrics the table reports."""
     val = ["val/f1_mean"] if layout.kind == "aus" else [f"val/{m}" for m in layout.metrics]
-    return ["train/loss", *val]
+    return ["epoch/train_loss", "train/loss", *val]
 
 
 def draw_plots(
@@ -73,7 +74,9 @@ def draw_plots(
             out[key].append(plots.confusion_matrix(total, classes, f"{stem}_confusion.png", title))
         if layout.kind == "aus":
             lines = table[(table["level"] == "cell") & (table["cell"] == key)]
-            ours = {r.column: (r.ours, 0.0 if pd.isna(r.ours_std) else r.ours_std) for r in lines.itertuples()}
+            ours = {
+                r.column: (r.ours, 0.0 if pd.isna(r.ours_std) else r.ours_std) for r in lines.itertuples()
+            }
             paper = {r.column: r.paper for r in lines.itertuples() if not pd.isna(r.paper)}
             out[key].append(plots.au_f1_bars(ours, paper, f"{stem}_au_f1.png", f"{name}: {label}"))
         if runs is not None:
@@ -82,6 +85,8 @@ def draw_plots(
                 if run["run_id"]:
                     for metric, points in runs.history(run["run_id"], _curve_keys(layout)).items():
                         panels[metric][f"fold{run['fold']} seed{run['seed']}"] = points
+            if "epoch/train_loss" in panels:
+                panels.pop("train/loss", None)
             if panels:
                 out[key].append(plots.learning_curves(panels, f"{stem}_curves.png", f"{name}: {label}"))
     return dict(out)

@@ -100,6 +100,8 @@ def learning_curves(
 ) -> Path:
     """One panel per metric ({metric: {line label: [(step, value)]}}), one line per fold / seed."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     panels = {k: v for k, v in panels.items() if any(len(points) for points in v.values())}
     if not panels:
         raise ValueError(f"{path}: no metric history to draw")
@@ -111,6 +113,7 @@ def learning_curves(
                 ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=label)
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("epoch" if not metric.startswith("train/") else "optimizer step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:

@@ -99,7 +99,11 @@ def _ferplus(root: Path, rng, s) -> None:
     from fer.datasets import ferplus as m
 
     labels, splits = [], []
-    for part, n in (("train", s["images_per_class"]), ("val", s["test_per_class"]), ("test", s["test_per_class"])):
+    for part, n in (
+        ("train", s["images_per_class"]),
+        ("val", s["test_per_class"]),
+        ("test", s["test_per_class"]),
+    ):
         chosen = _balanced(n, len(m.CLASSES), rng)
         labels += chosen
         splits += [part] * len(chosen)
@@ -194,7 +198,9 @@ def generate_family(
     config = dict(SIZES)
     for key, value in (sizes or {}).items():
         if key not in SIZES or isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"demo size {key!r}={value!r}: keys are {', '.join(SIZES)}, values positive integers")
+            raise ValueError(
+                f"demo size {key!r}={value!r}: keys are {', '.join(SIZES)}, values positive integers"
+            )
         config[key] = value
     root = Path(root).resolve()
     root.parent.mkdir(parents=True, exist_ok=True)

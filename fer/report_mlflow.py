@@ -72,7 +72,9 @@ class TableRuns:
         return self.client.create_experiment(self.name, artifact_location=location)
 
     # -- structure -----------------------------------------------------------------------------------------
-    def adopt(self, rows: Mapping[str, Iterable[str]], tags: Mapping[str, str] | None = None) -> dict[str, str]:
+    def adopt(
+        self, rows: Mapping[str, Iterable[str]], tags: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """Nest the runs of each row under the row's parent run; returns {row: parent run id}.
 
         A run id that is not in the store is an error naming the store (it was replaced or deleted: rerun the
@@ -84,7 +86,9 @@ class TableRuns:
 
         commit = git_commit()
         parents = {}
-        with FileLock(str(_lock_path(self.uri)), timeout=600):  # fer.tracking's lock: jobs may be creating runs
+        with FileLock(
+            str(_lock_path(self.uri)), timeout=600
+        ):  # fer.tracking's lock: jobs may be creating runs
             for row, run_ids in rows.items():
                 runs = [self._get(run_id) for run_id in run_ids]
                 # the row's parent carries what its runs share: datasets and recipes (joined when several)
@@ -123,7 +127,9 @@ class TableRuns:
         if found:
             run_id = found[0].info.run_id
         else:
-            run_id = self.client.create_run(self.experiment_id, run_name=row, tags={PARENT_TAG: "true"}).info.run_id
+            run_id = self.client.create_run(
+                self.experiment_id, run_name=row, tags={PARENT_TAG: "true"}
+            ).info.run_id
             self.client.set_terminated(run_id, "FINISHED")  # a container; its children did the work
         for key, value in {ROW_TAG: row, "table": self.table, **tags}.items():
             self.client.set_tag(run_id, key, str(value))
