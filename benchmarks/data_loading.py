@@ -320,8 +320,8 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     ap.add_argument("--clips", type=int, default=None, help="distinct clips (default 32, --tiny 4)")
     ap.add_argument("--frames", type=int, default=None, help="frames per clip (default 96, --tiny 64)")
     ap.add_argument("--face-size", type=int, default=112, help="aligned face size (config.yaml faces.size)")
-    ap.add_argument("--image-batch", type=int, default=None, help="default 128, --tiny 16")
-    ap.add_argument("--video-batch", type=int, default=None, help="default 32, --tiny 4")
+    ap.add_argument("--image-batch", type=int, default=None, help="default 128, --tiny 8")
+    ap.add_argument("--video-batch", type=int, default=None, help="default 32, --tiny 2")
     ap.add_argument(
         "--seconds", type=float, default=None, help="timed window per cell (default 10, --tiny 0.5)"
     )
@@ -331,8 +331,8 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     images = args.images or (32 if tiny else 512)
     clips, frames = args.clips or (4 if tiny else 32), args.frames or (64 if tiny else 96)
     image_batch, video_batch = (
-        args.image_batch or (16 if tiny else 128),
-        args.video_batch or (4 if tiny else 32),
+        args.image_batch or (8 if tiny else 128),
+        args.video_batch or (2 if tiny else 32),
     )
     seconds = args.seconds or (0.5 if tiny else 10.0)
     workers = args.workers or worker_counts(available_cpus())

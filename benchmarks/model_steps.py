@@ -311,16 +311,17 @@ class Run:
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message).lower() for w in caught)
 
-    def fits(self, batch) -> bool:
-        """One step at this batch; False on CUDA out-of-memory (state cleaned up for the next probe)."""
+    def fits(self, pool, n: int) -> bool:
+        """One step on a batch of n samples of the pool; False on CUDA out-of-memory (cleaned up for the next)."""
         self.new_scaler()  # a step cut short by OOM leaves no half-updated scaler behind
         ok = False
         try:
-            self.step(batch, log=False)
+            self.step(pool_batch(pool, n, 0), log=False)
             synchronize(self.device)
             ok = True
-        except torch.OutOfMemoryError:
-            pass
+        except Exception as err:  # OOM also reaches us wrapped (e.g. by the compiler while it autotunes)
+            if not isinstance(err, torch.OutOfMemoryError) and "out of memory" not in str(err).lower():
+                raise
         self.opt.zero_grad(set_to_none=True)  # outside the except block: the traceback's tensors are gone
         gc.collect()
         torch.cuda.empty_cache()
@@ -381,11 +382,13 @@ def measure(
         if args.max_batch:
             del batches
             probe = run.fits
-            row["max_batch"] = largest_fitting(
-                lambda n: probe(pool_batch(pool, n, 0)), batch, args.max_batch_limit
-            )
+            try:
+                row["max_batch"] = largest_fitting(lambda n: probe(pool, n), batch, args.max_batch_limit)
+                row["max_batch_capped"] = row["max_batch"] >= args.max_batch_limit
+            except Exception as err:  # keep the row's measurements; say why the search stopped
+                traceback.print_exc()
+                row["max_batch_error"] = f"search failed: {type(err).__name__}"
             del probe
-            row["max_batch_capped"] = row["max_batch"] >= args.max_batch_limit
     del run
     free(device)
     return row
@@ -403,8 +406,8 @@ def table_rows(results: list[dict]) -> list[list[str]]:
             continue
         base = seed_rate.get(r["workload"])
         speedup = f"{r['rate'] / base:.2f}x" if base else "-"
-        max_batch = r.get("max_batch")
-        if max_batch is not None:
+        max_batch = r.get("max_batch_error") or r.get("max_batch")
+        if isinstance(max_batch, int):
             max_batch = f">={max_batch}" if r.get("max_batch_capped") else str(max_batch)
         rows.append([
             r["workload"], r["mode"], r["batch"], fmt(r["rate"]), speedup,
