@@ -369,6 +369,11 @@ def test_face_alignment_backend_offline(tmp_path, media):
             and str(hub / "checkpoints") in msg
         )
 
+        # the same error reaches the caller from worker processes (a failing Pool initializer would respawn forever)
+        recs = _records(media, ["astronaut", "coffee"])
+        with pytest.raises(WeightsMissingError, match="2DFAN4"):
+            align_records(recs, tmp_path / "no_weights", backend="face_alignment", workers=2, progress=False)
+
         (hub / "checkpoints").mkdir(parents=True)
         torch.manual_seed(0)
         torch.save(FAN(4).state_dict(), hub / "checkpoints" / "2DFAN4-11f355bf06.pth.tar")

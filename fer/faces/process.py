@@ -374,15 +374,23 @@ def _default_start_method(device: str) -> str:
     return "fork" if device == "cpu" and "fork" in mp.get_all_start_methods() else "spawn"
 
 
-def _init_worker(job: _Job) -> None:
-    if job.threads is not None:
-        cv2.setNumThreads(job.threads)
-    _WORKER["job"], _WORKER["detector"] = job, _make_detector(job)
-    if job.threads is not None and "torch" in sys.modules:  # only torch backends import it
-        sys.modules["torch"].set_num_threads(job.threads)
+def _init_worker(job: _Job, forked: bool) -> None:
+    # an initializer that raises makes multiprocessing.Pool respawn workers forever: keep the error for _work
+    try:
+        # cv2.setNumThreads in a forked child can wait forever on the parent's pool threads (seen here): forked
+        # workers inherit the parent's setting instead, which align_records lowers around the pool
+        if job.threads is not None and not forked:
+            cv2.setNumThreads(job.threads)
+        _WORKER["job"], _WORKER["detector"] = job, _make_detector(job)
+        if job.threads is not None and "torch" in sys.modules:  # only torch backends import it
+            sys.modules["torch"].set_num_threads(job.threads)
+    except Exception as err:
+        _WORKER["error"] = err
 
 
 def _work(record) -> tuple[str, list[dict]]:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     return record.key, process_item(record, _WORKER["detector"], _WORKER["job"])
 
 
@@ -531,11 +539,19 @@ def align_records(
                 log.append(r.key, process_item(r, detector, job))
                 bar.update()
         elif todo:
-            ctx = mp.get_context(start_method or _default_start_method(device))
-            with ctx.Pool(min(workers, len(todo)), _init_worker, (job,)) as pool:
-                for key, rows in pool.imap_unordered(_work, todo, chunksize=1):
-                    log.append(key, rows)
-                    bar.update()
+            method = start_method or _default_start_method(device)
+            cv2_threads = cv2.getNumThreads()
+            if method == "fork":
+                cv2.setNumThreads(job.threads)  # inherited by the workers; restored below
+            try:
+                with mp.get_context(method).Pool(
+                    min(workers, len(todo)), _init_worker, (job, method == "fork")
+                ) as pool:
+                    for key, rows in pool.imap_unordered(_work, todo, chunksize=1):
+                        log.append(key, rows)
+                        bar.update()
+            finally:
+                cv2.setNumThreads(cv2_threads)
     finally:
         bar.close()
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{MANIFEST}.", suffix=".tmp")
