@@ -370,8 +370,10 @@ def _make_detector(job: _Job) -> Detector:
     return create_detector(job.settings.backend, device=job.device, **job.settings.detector_kwargs)
 
 
-def _default_start_method(device: str) -> str:
-    return "fork" if device == "cpu" and "fork" in mp.get_all_start_methods() else "spawn"
+def _default_start_method(backend: str, device: str) -> str:
+    """fork, unless the workers will use CUDA (which cannot be forked); mtcnn always runs on the CPU."""
+    cuda = backend != "mtcnn" and not device.startswith("cpu")
+    return "spawn" if cuda or "fork" not in mp.get_all_start_methods() else "fork"
 
 
 def _init_worker(job: _Job, forked: bool) -> None:
@@ -510,9 +512,9 @@ def align_records(
 
     workers > 1 runs that many processes, each with its own detector; workers=1 runs here. `batch_size` video
     frames are decoded (decord) and detected per call. A rerun into the same out_dir skips finished items.
-    start_method: multiprocessing's; by default "fork" on the CPU (works from unguarded scripts such as Snakemake's
-    `script:` files) and "spawn" for a GPU (CUDA cannot be forked; the calling script then needs an
-    ``if __name__ == "__main__":`` guard, as multiprocessing documents).
+    start_method: multiprocessing's; by default "fork" for CPU detectors (mtcnn always; works from unguarded scripts
+    such as Snakemake's `script:` files) and "spawn" for a GPU detector (CUDA cannot be forked; the calling script
+    then needs an ``if __name__ == "__main__":`` guard, as multiprocessing documents).
     """
     from tqdm import tqdm
 
@@ -539,7 +541,7 @@ def align_records(
                 log.append(r.key, process_item(r, detector, job))
                 bar.update()
         elif todo:
-            method = start_method or _default_start_method(device)
+            method = start_method or _default_start_method(backend, device)
             cv2_threads = cv2.getNumThreads()
             if method == "fork":
                 cv2.setNumThreads(job.threads)  # inherited by the workers; restored below
