@@ -248,3 +248,48 @@ def test_batch_probe_runs_steps_at_each_size():
 
     assert largest_fitting(fits, 2, 8) == 8  # nothing runs out of memory on the CPU: capped at the limit
     assert sizes == [2, 4, 8] and run.steps == 3
+
+
+# ------------------------------------------------------------------------------------------------ activation checkpointing
+
+
+def _block_calls(model) -> list[int]:
+    calls = [0]
+    for block in [*model.blocks, *getattr(model, "decoder_blocks", [])]:
+        # pre-hooks: the recomputation stops as soon as it has what backward needs, before forward hooks run
+        block.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, args",
+    [
+        ("vit_base_patch16", dict(num_classes=3, drop_path_rate=0.2), ()),
+        ("mae_vit_base_patch16", dict(decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2), (0.75,)),
+    ],
+)
+def test_grad_checkpointing_recomputes_blocks_with_the_same_gradients(name, kwargs, args):
+    from fer.models import create_model
+
+    small = dict(img_size=32, embed_dim=32, depth=2, num_heads=2, **kwargs)
+    x = torch.randn(2, 3, 32, 32)
+    grads, calls = [], []
+    for checkpointed in (False, True):
+        torch.manual_seed(0)
+        model = create_model(name, **small, grad_checkpointing=checkpointed).train()
+        counter = _block_calls(model)
+        torch.manual_seed(1)  # same drop-path draws and MAE masks in both runs
+        out = model(x, *args)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+        calls.append(counter[0])
+        with torch.no_grad():  # no autograd: no recomputation
+            counter[0] = 0
+            model(x, *args)
+            assert counter[0] == len(model.blocks) + len(getattr(model, "decoder_blocks", []))
+    assert calls[1] == 2 * calls[0]  # every block ran again in the backward pass
+    assert grads[0].keys() == grads[1].keys()
+    for key in grads[0]:
+        torch.testing.assert_close(grads[0][key], grads[1][key], rtol=1e-4, atol=1e-6)
+    model.set_grad_checkpointing(False)
+    assert model.grad_checkpointing is False

@@ -20,7 +20,7 @@ from timm.models.vision_transformer import Block
 
 from ._registry import register_model
 from .pos_embed import get_2d_sincos_pos_embed
-from .vit import set_fused_attn
+from .vit import run_blocks, set_fused_attn
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class MaskedAutoencoderViT(nn.Module):
         norm_layer: type[nn.Module] | None = None,
         norm_pix_loss: bool = False,
         fused_attn: bool = True,
+        grad_checkpointing: bool = False,
     ):
         super().__init__()
         norm_layer = norm_layer or partial(nn.LayerNorm, eps=1e-6)
@@ -84,6 +85,12 @@ class MaskedAutoencoderViT(nn.Module):
 
         self._init_weights()
         set_fused_attn(self, fused_attn)
+        self.grad_checkpointing = bool(grad_checkpointing)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing of encoder and decoder blocks (timm's method name; also an argument)."""
+        self.grad_checkpointing = bool(enable)
 
     @torch.no_grad()
     def _init_weights(self) -> None:
@@ -165,7 +172,7 @@ class MaskedAutoencoderViT(nn.Module):
         x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
         cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)
-        x = self.norm(self.blocks(x))
+        x = self.norm(run_blocks(self.blocks, x, self.grad_checkpointing))
         return x, mask, ids_restore
 
     def forward_decoder(self, x: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
@@ -175,7 +182,7 @@ class MaskedAutoencoderViT(nn.Module):
         x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)  # without the class token
         x_ = torch.gather(x_, dim=1, index=ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # unshuffle
         x = torch.cat([x[:, :1, :], x_], dim=1) + self.decoder_pos_embed
-        x = self.decoder_norm(self.decoder_blocks(x))
+        x = self.decoder_norm(run_blocks(self.decoder_blocks, x, self.grad_checkpointing))
         return self.decoder_pred(x)[:, 1:, :]
 
     def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 from timm.layers import PatchEmbed, trunc_normal_
 from timm.models.vision_transformer import Block
+from torch.utils.checkpoint import checkpoint
 
 from ._registry import register_model
 from .heads import GradientReversal
@@ -28,7 +29,7 @@ from .pos_embed import get_2d_sincos_pos_embed, resample_pos_embed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VisionTransformer", "checkpoint_filter_fn", "set_fused_attn"]
+__all__ = ["VisionTransformer", "checkpoint_filter_fn", "run_blocks", "set_fused_attn"]
 
 
 def set_fused_attn(model: nn.Module, enabled: bool) -> int:
@@ -42,6 +43,17 @@ def set_fused_attn(model: nn.Module, enabled: bool) -> int:
             module.fused_attn = bool(enabled)
             count += 1
     return count
+
+
+def run_blocks(blocks: nn.Sequential, x: torch.Tensor, grad_checkpointing: bool = False) -> torch.Tensor:
+    """Run `blocks` on x; with `grad_checkpointing` (and autograd on) each block's activations are recomputed in
+    the backward pass instead of stored: memory for ViT-L and large batches at the cost of one more forward.
+    Non-reentrant checkpointing restores the RNG state, so drop path draws the same masks when recomputing."""
+    if not (grad_checkpointing and torch.is_grad_enabled()):
+        return blocks(x)
+    for block in blocks:
+        x = checkpoint(block, x, use_reentrant=False)
+    return x
 
 
 class VisionTransformer(nn.Module):
@@ -67,6 +79,7 @@ class VisionTransformer(nn.Module):
         num_subjects: int = 0,
         grad_reverse: float = 0.0,
         fused_attn: bool = True,
+        grad_checkpointing: bool = False,
     ):
         super().__init__()
         if grad_reverse != 0 and num_subjects <= 0:
@@ -124,6 +137,12 @@ class VisionTransformer(nn.Module):
 
         self._init_weights()
         set_fused_attn(self, fused_attn)
+        self.grad_checkpointing = bool(grad_checkpointing)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing of the blocks (timm's method name); also the `grad_checkpointing` argument."""
+        self.grad_checkpointing = bool(enable)
 
     @torch.no_grad()
     def _init_weights(self) -> None:
@@ -155,7 +174,7 @@ class VisionTransformer(nn.Module):
         x = self.patch_embed(x)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.pos_drop(x + self.pos_embed)
-        return self.blocks(x)
+        return run_blocks(self.blocks, x, self.grad_checkpointing)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled feature [B, D] the heads see (mean patch token + fc_norm, or normed class token)."""
