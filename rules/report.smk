@@ -23,12 +23,16 @@ rule table:
 import re
 
 PAPERS = W.paper_tables()
-PAPER_CELLS = sorted({c for t in PAPERS for c in W.paper_cells(t)})
 PAPER_DEMO = W.paper_demo_datasets()
-
-
-def _any_of(names):
-    return "|".join(re.escape(n) for n in names) or "^$"
+# wildcard patterns: exactly the configured names (or nothing)
+PAPERS_RE = "|".join(re.escape(n) for n in PAPERS) or "^$"
+CELLS_RE = (
+    "|".join(
+        re.escape(c) for c in sorted({c for t in PAPERS for c in W.paper_cells(t)})
+    )
+    or "^$"
+)
+DEMO_RE = "|".join(re.escape(n) for n in PAPER_DEMO) or "^$"
 
 
 if PAPER_DEMO:
@@ -37,12 +41,12 @@ if PAPER_DEMO:
     rule paper_demo_dataset:
         output:
             f"{RESULTS}/data/{{dataset}}/demo.json",
-        wildcard_constraints:
-            dataset=_any_of(PAPER_DEMO),
         log:
             f"{LOGS}/data/{{dataset}}.demo.log",
         benchmark:
             f"{LOGS}/data/{{dataset}}.demo.benchmark.tsv"
+        wildcard_constraints:
+            dataset=DEMO_RE,
         conda:
             ENV
         params:
@@ -62,11 +66,11 @@ rule paper_probe_split:
         val=f"{RESULTS}/papers/{{table}}/probe/{{cell}}/val.csv",
         test=f"{RESULTS}/papers/{{table}}/probe/{{cell}}/test.csv",
         summary=f"{RESULTS}/papers/{{table}}/probe/{{cell}}/summary.json",
-    wildcard_constraints:
-        table=_any_of(PAPERS),
-        cell=_any_of(PAPER_CELLS),
     log:
         f"{LOGS}/papers/{{table}}.{{cell}}.probe.log",
+    wildcard_constraints:
+        table=PAPERS_RE,
+        cell=CELLS_RE,
     conda:
         ENV
     params:
@@ -86,13 +90,13 @@ rule paper_finetune:
     output:
         metrics=f"{RESULTS}/papers/{{table}}/runs/{{cell}}/fold{{fold}}/seed{{seed}}/metrics.json",
         checkpoint=f"{RESULTS}/papers/{{table}}/runs/{{cell}}/fold{{fold}}/seed{{seed}}/checkpoint-final.pth",
-    wildcard_constraints:
-        table=_any_of(PAPERS),
-        cell=_any_of(PAPER_CELLS),
     log:
         f"{LOGS}/papers/{{table}}.{{cell}}.fold{{fold}}.seed{{seed}}.log",
     benchmark:
         f"{LOGS}/papers/{{table}}.{{cell}}.fold{{fold}}.seed{{seed}}.benchmark.tsv"
+    wildcard_constraints:
+        table=PAPERS_RE,
+        cell=CELLS_RE,
     conda:
         ENV
     resources:
@@ -139,12 +143,12 @@ rule paper_table:
             subcategory="{table}",
             labels={"table": "{table}", "file": "{name}"},
         ),
-    wildcard_constraints:
-        table=_any_of(PAPERS),
     log:
         f"{LOGS}/papers/{{table}}.log",
     benchmark:
         f"{LOGS}/papers/{{table}}.benchmark.tsv"
+    wildcard_constraints:
+        table=PAPERS_RE,
     conda:
         ENV
     params:
