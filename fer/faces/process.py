@@ -30,6 +30,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -245,14 +246,15 @@ def _row(
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file renamed into place (fer.io.atomic_path does this too but imports torch,
-    which would add seconds to every worker's start for the torch-free mtcnn backend)."""
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary path renamed over `path` if the block succeeds: fer.io.atomic_path, less its torch import,
+    which would add seconds to the start of every worker for the torch-free mtcnn backend."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -276,7 +278,8 @@ def _process_image(key: str, path: Path, detector: Detector, job: _Job) -> list[
         return [_row(key, -1, "no_face", error=f"{path}: no face detected")]
     aligned, _ = align_face(rgb, faces[0].landmarks5, job.settings.size, job.settings.margin)
     rel = f"{key}.jpg"
-    _write_atomic(job.out_dir / rel, _jpeg(aligned, job.jpeg_quality))
+    with _atomic(job.out_dir / rel) as tmp:
+        tmp.write_bytes(_jpeg(aligned, job.jpeg_quality))
     return [_row(key, -1, "ok", faces[0], output=rel)]
 
 
@@ -417,41 +420,37 @@ class _Log:
             path.write_text(json.dumps({"settings": want}) + "\n")
 
     def _load(self, want: dict) -> None:
-        path = self.path
-        with open(path, "rb") as f:
-            raw = f.read()
-        cut = raw.rfind(b"\n") + 1
-        if cut == 0:  # not even the settings line was finished
-            path.write_text(json.dumps({"settings": want}) + "\n")
-            return
-        if cut < len(raw):  # a crash mid-append: forget the partial line
-            with open(path, "r+b") as f:
-                f.truncate(cut)
-        try:
-            first_end = raw.index(b"\n") + 1
-            have = json.loads(raw[:first_end])["settings"]
-        except (ValueError, KeyError) as err:
-            raise ValueError(f"{path}: not a faces-stage log ({err}); delete it to start over") from err
-        if have != want:
-            diff = ", ".join(f"{k}: {have.get(k)!r} -> {want[k]!r}" for k in want if have.get(k) != want[k])
-            raise ValueError(
-                f"{path}: this out_dir was produced with other settings ({diff}); "
-                f"write to a new out_dir, or delete {path.parent} to redo it"
-            )
-        offset = first_end
-        while offset < cut:
-            end = raw.index(b"\n", offset) + 1
-            self._add(json.loads(raw[offset:end]), offset, end - offset)
-            offset = end
+        with open(self.path, "rb") as f:  # streamed: the log of a large video dataset runs to gigabytes
+            head = f.readline()
+            if not head.endswith(b"\n"):  # not even the settings line was finished
+                self.path.write_text(json.dumps({"settings": want}) + "\n")
+                return
+            try:
+                have = json.loads(head)["settings"]
+            except (ValueError, KeyError) as err:
+                raise ValueError(
+                    f"{self.path}: not a faces-stage log ({err}); delete it to start over"
+                ) from err
+            if have != want:
+                diff = ", ".join(
+                    f"{k}: {have.get(k)!r} -> {want[k]!r}" for k in want if have.get(k) != want[k]
+                )
+                raise ValueError(
+                    f"{self.path}: this out_dir was produced with other settings ({diff}); "
+                    f"write to a new out_dir, or delete {self.path.parent} to redo it"
+                )
+            offset = len(head)
+            for line in f:
+                if not line.endswith(b"\n"):  # a crash mid-append: forget the partial line
+                    break
+                self._add(json.loads(line), offset, len(line))
+                offset += len(line)
+        if offset < self.path.stat().st_size:
+            os.truncate(self.path, offset)
 
     def _add(self, entry: dict, offset: int, length: int) -> None:
-        outputs = [r["output"] for r in entry["rows"] if r["output"]]
-        self.index[entry["item"]] = (
-            offset,
-            length,
-            outputs[0] if outputs else "",
-            outputs[-1] if outputs else "",
-        )
+        out = [r["output"] for r in entry["rows"] if r["output"]] or [""]
+        self.index[entry["item"]] = (offset, length, out[0], out[-1])
 
     def append(self, key: str, rows: list[dict]) -> None:
         # one line per item, written and closed at once: a crash can tear only the last line (see _load)
@@ -556,17 +555,11 @@ def align_records(
                 cv2.setNumThreads(cv2_threads)
     finally:
         bar.close()
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{MANIFEST}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as out, open(log.path, "rb") as src:
-            writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            for r in records:
-                writer.writerows(log.rows(r.key, src))
-        os.replace(tmp, out_dir / MANIFEST)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _atomic(out_dir / MANIFEST) as tmp, open(tmp, "w", newline="") as out, open(log.path, "rb") as src:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in records:
+            writer.writerows(log.rows(r.key, src))
     return out_dir / MANIFEST
 
 
