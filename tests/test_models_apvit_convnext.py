@@ -335,3 +335,15 @@ def test_convnextv2_factories_build_the_reference_sizes():
     assert fcmae.pred.out_channels == 32 * 32 * 3 and fcmae.norm_pix_loss
     with pytest.raises(ValueError, match="multiple of 32"):
         create_model("convnextv2_atto", img_size=100)
+
+
+def test_fcmae_gradients_stay_finite_when_a_channel_is_all_zero():
+    torch.manual_seed(0)
+    model = create_model("fcmae_convnextv2_atto", img_size=64)
+    imgs = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():  # a dead channel: zero weights and bias of one stem output
+        model.encoder.stem[0].weight[0].zero_()
+        model.encoder.stem[0].bias[0].zero_()
+    loss, _, _ = model(imgs, mask_ratio=0.6)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

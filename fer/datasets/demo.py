@@ -634,41 +634,48 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def generate_family(
+    family: str, target: str | os.PathLike, seed: int = 0, sizes: Mapping[str, int] | None = None
+) -> Path:
+    """Write one demo dataset (``rafdb``, ``dfew`` or ``bp4d``) into `target` in its real layout.
+
+    Idempotent: a folder generated with the same seed, sizes and VERSION (recorded beside it in
+    ``.<name>.demo.json``) is kept as it is. Atomic: the dataset is written into a temporary folder next to its
+    target and renamed into place, so an interrupted run never leaves half a dataset. Each family draws from its
+    own random stream (seed, index), so it is the same whether generated alone or with the others.
+    """
+    if family not in _BUILDERS:
+        raise ValueError(f"no demo generator for {family!r}; demo families: {', '.join(_BUILDERS)}")
+    config = _check_sizes(sizes)
+    target = Path(target)
+    root = target.parent
+    root.mkdir(parents=True, exist_ok=True)
+    stamp_file = root / f".{target.name}.demo.json"
+    media = "video_size" if family == "dfew" else "image_size"
+    # the stamp holds only the sizes this dataset depends on
+    mine = {k: v for k, v in config.items() if k.startswith(family) or k == media}
+    stamp = {"version": VERSION, "family": family, "seed": int(seed), "sizes": mine}
+    if target.is_dir() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
+        return target
+    stamp_file.unlink(missing_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=root))
+    old = root / f".{target.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        index = list(_BUILDERS).index(family)
+        _BUILDERS[family](tmp, np.random.default_rng([int(seed), index]), config)
+        if target.exists():  # a directory cannot be renamed over another: move the old copy aside first
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    _write_json(stamp_file, stamp)
+    return target
+
+
 def generate_demo(
     root: str | os.PathLike, seed: int = 0, sizes: Mapping[str, int] | None = None
 ) -> dict[str, Path]:
-    """Write root/rafdb, root/dfew and root/bp4d in the datasets' real layouts; returns {name: folder}.
-
-    sizes overrides DEFAULT_SIZES entries. Idempotent: a folder generated with the same seed, sizes and VERSION
-    (recorded in root/.<name>.demo.json) is kept as it is. Atomic: each dataset is written into a temporary
-    folder next to its target and renamed into place, so an interrupted run never leaves half a dataset. Each
-    dataset draws from its own random stream (seed, index) and is rebuilt only when its own sizes change.
-    """
-    config = _check_sizes(sizes)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for index, (name, build) in enumerate(_BUILDERS.items()):
-        target, stamp_file = root / name, root / f".{name}.demo.json"
-        media = "video_size" if name == "dfew" else "image_size"
-        # the stamp holds only the sizes this dataset depends on
-        mine = {k: v for k, v in config.items() if k.startswith(name) or k == media}
-        stamp = {"version": VERSION, "seed": int(seed), "sizes": mine}
-        if target.is_dir() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
-            out[name] = target
-            continue
-        stamp_file.unlink(missing_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
-        old = root / f".{name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        try:
-            build(tmp, np.random.default_rng([int(seed), index]), config)
-            if target.exists():  # a directory cannot be renamed over another: move the old copy aside first
-                os.replace(target, old)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-        _write_json(stamp_file, stamp)
-        out[name] = target
-    return out
+    """Write root/rafdb, root/dfew and root/bp4d (see generate_family); returns {name: folder}."""
+    return {name: generate_family(name, Path(root) / name, seed, sizes) for name in _BUILDERS}

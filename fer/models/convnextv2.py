@@ -69,8 +69,9 @@ def _masked_grn(grn: nn.Module, x: torch.Tensor, keep: torch.Tensor, channels_la
     """
     x = x * keep
     dims = (0, 1, 2) if channels_last else (0, 2, 3)
-    # the sum runs over many positions: at least float32 under autocast
-    gx = x.to(torch.promote_types(x.dtype, torch.float32)).pow(2).sum(dim=dims, keepdim=True).sqrt()
+    # the sum runs over many positions: at least float32 under autocast; vector_norm (not pow-sum-sqrt) because
+    # its gradient at an all-zero channel is 0, where sqrt's is NaN
+    gx = torch.linalg.vector_norm(x.to(torch.promote_types(x.dtype, torch.float32)), dim=dims, keepdim=True)
     nx = (gx / (gx.mean(dim=-1 if channels_last else 1, keepdim=True) + grn.eps)).to(x.dtype)
     shape = grn.wb_shape
     return x + torch.addcmul(grn.bias.view(shape), grn.weight.view(shape), x * nx)
