@@ -351,6 +351,7 @@ def measure(
     free(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)  # the input pool: not part of training
     if compile_model:
         from torch._dynamo.utils import counters
 
@@ -378,7 +379,7 @@ def measure(
     row["mfu"] = flops * rate / (peak * 1e12) if peak else None
     row["graph_breaks"] = graph_break_count() if compile_model else None
     if device.type == "cuda":
-        row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        row["peak_gib"] = (torch.cuda.max_memory_allocated(device) - before) / 2**30
         if args.max_batch:
             del batches
             probe = run.fits
@@ -443,6 +444,10 @@ def notes(args, device: torch.device, peak: float | None, matmul: float | None, 
     if device.type == "cuda":
         out.append(
             "syncs/step: synchronising CUDA calls in one non-logging step (torch.cuda.set_sync_debug_mode)"
+        )
+        out.append(
+            "peak mem: torch.cuda.max_memory_allocated during the row (model, optimizer state, activations, the "
+            f"{POOL_BATCHES} input batches) minus what was allocated before it (the input pool)"
         )
         if args.max_batch:
             out.append(
