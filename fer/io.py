@@ -11,9 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -41,28 +38,32 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def save_checkpoint(obj: dict, path: str | os.PathLike) -> None:
     """torch.save through a temp file + rename, so a crash never leaves half a checkpoint."""
+    import torch  # here, not at module level: the data and faces stages use this module without torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
-# The only non-tensor classes the released checkpoints of the four seeds hold.
-_SAFE_GLOBALS = [
-    argparse.Namespace,
-    np.dtype,
-    np.core.multiarray.scalar if hasattr(np, "core") else np._core.multiarray.scalar,
-    np.ndarray,
-    np.core.multiarray._reconstruct if hasattr(np, "core") else np._core.multiarray._reconstruct,
-    type(np.dtype("float64")),
-    type(np.dtype("float32")),
-    type(np.dtype("int64")),
-]
+def _safe_globals() -> list:
+    """The only non-tensor classes the released checkpoints of the four seeds hold."""
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    return [
+        argparse.Namespace,
+        np.dtype,
+        np.ndarray,
+        multiarray.scalar,
+        multiarray._reconstruct,
+        *(type(np.dtype(name)) for name in ("float64", "float32", "float16", "int64", "int32", "bool")),
+    ]
 
 
 class UnsafeCheckpointError(RuntimeError):
     pass
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> Any:
     """Load a checkpoint without running code from it (weights_only=True).
 
     argparse.Namespace and numpy scalars/arrays are allowed by name because the seeds' releases hold them;
@@ -71,8 +72,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    import torch
+
     try:
-        with torch.serialization.safe_globals(_SAFE_GLOBALS):
+        with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError with the offending global in the message
         if "weights_only" in str(err) or "Unsupported global" in str(err):
