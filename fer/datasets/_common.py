@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer.io import atomic_path
+
 from .base import DatasetError, Record
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -351,18 +353,9 @@ def write_video(path: Path, frames: np.ndarray | Sequence[np.ndarray], fps: int)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file + rename, so an interrupted run never leaves half a file.
-
-    (fer.io.atomic_path does the same but imports torch, which dataset parsing should not need.)
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write through a temporary file + rename, so an interrupted run never leaves half a file."""
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:

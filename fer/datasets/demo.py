@@ -31,6 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer.io import write_json
+
 # RAF-DB class order (labels 1..7 of list_patition_label.txt); every `label` argument below uses it.
 EXPRESSIONS = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
 # EMFACS-style prototypes: AU number -> intensity (1.0 = the full displacement listed in _MOVES).
@@ -627,13 +629,6 @@ def _build_bp4d(root: Path, rng: np.random.Generator, sizes: dict[str, int]) -> 
 _BUILDERS = {"rafdb": _build_rafdb, "dfew": _build_dfew, "bp4d": _build_bp4d}
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    # fer.io.write_json would do, but importing fer.io imports torch (seconds) for a 100-byte file
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def generate_family(
     family: str, target: str | os.PathLike, seed: int = 0, sizes: Mapping[str, int] | None = None
 ) -> Path:
@@ -670,7 +665,7 @@ def generate_family(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-    _write_json(stamp_file, stamp)
+    write_json(stamp_file, stamp)
     return target
 
 

@@ -27,16 +27,16 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fer.io import atomic_path
 
 from .align import align_face, warp_face
 from .detect import Detector, Face, create_detector
@@ -246,21 +246,6 @@ def _row(
     }
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary path renamed over `path` if the block succeeds: fer.io.atomic_path, less its torch import,
-    which would add seconds to the start of every worker for the torch-free mtcnn backend."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -278,7 +263,7 @@ def _process_image(key: str, path: Path, detector: Detector, job: _Job) -> list[
         return [_row(key, -1, "no_face", error=f"{path}: no face detected")]
     aligned, _ = align_face(rgb, faces[0].landmarks5, job.settings.size, job.settings.margin)
     rel = f"{key}.jpg"
-    with _atomic(job.out_dir / rel) as tmp:
+    with atomic_path(job.out_dir / rel) as tmp:
         tmp.write_bytes(_jpeg(aligned, job.jpeg_quality))
     return [_row(key, -1, "ok", faces[0], output=rel)]
 
@@ -555,7 +540,11 @@ def align_records(
                 cv2.setNumThreads(cv2_threads)
     finally:
         bar.close()
-    with _atomic(out_dir / MANIFEST) as tmp, open(tmp, "w", newline="") as out, open(log.path, "rb") as src:
+    with (
+        atomic_path(out_dir / MANIFEST) as tmp,
+        open(tmp, "w", newline="") as out,
+        open(log.path, "rb") as src,
+    ):
         writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         for r in records:
