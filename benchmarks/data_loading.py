@@ -24,6 +24,7 @@ layout (aligned JPEGs at quality 95, <key>/00001.jpg frame folders) and packed w
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -158,16 +159,21 @@ def crop_resize(
     are clamped to [0, 255] as a uint8 image would be. No antialiasing: the faces are upsampled (112 -> 224 / 160).
     """
     n, _, h, w = x.shape
-    boxes = boxes.to(device=x.device, dtype=torch.float32)
-    top, left, bh, bw = boxes.unbind(1)
-    sx = torch.where(flips.to(x.device), -bw / w, bw / w)
-    theta = torch.zeros(n, 2, 3, device=x.device)
-    theta[:, 0, 0], theta[:, 0, 2] = sx, (2 * left + bw) / w - 1
+    # the affine parameters are built on the CPU, where the crop parameters are drawn, and sent in one copy
+    top, left, bh, bw = boxes.to(device="cpu", dtype=torch.float32).unbind(1)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.where(flips.cpu(), -bw / w, bw / w)
+    theta[:, 0, 2] = (2 * left + bw) / w - 1
     theta[:, 1, 1], theta[:, 1, 2] = bh / h, (2 * top + bh) / h - 1
-    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, non_blocking=True), [n, 3, size, size], align_corners=False)
     out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="border", align_corners=False)
-    out = out.clamp_(0, 255).div_(255)
-    return (out - _MEAN.to(x.device)) / _STD.to(x.device)
+    mean, std = _mean_std(x.device)
+    return out.clamp_(0, 255).div_(255).sub_(mean).div_(std)
+
+
+@functools.cache
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return _MEAN.to(device), _STD.to(device)
 
 
 def image_pretrain_on_device(x: torch.Tensor, size: int = IMAGE_SIZE, scale=(0.2, 1.0)) -> torch.Tensor:
