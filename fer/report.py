@@ -309,8 +309,19 @@ def _order(values: Iterable[str]) -> dict[str, int]:
 
 
 def shown_lines(table: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    """The lines the drawn table shows: `cell` lines, and `fold` lines where the folds are the paper's columns."""
-    keep = (table["level"] == "cell") | ((table["level"] == "fold") & (layout.kind == "folds"))
+    """The lines the drawn table shows: `cell` lines, and `fold` lines where the folds are the paper's columns
+    (a row with published per-fold numbers, or with several folds; FERV39k's single split shows its total only)."""
+    keep = table["level"] == "cell"
+    if layout.kind == "folds":
+        folds = table[
+            (table["level"] == "fold") | ((table["level"] == "cell") & table["column"].str.match(r"fold\d+$"))
+        ]
+        rows = {
+            row
+            for row, group in folds.groupby("row")
+            if group["paper"].notna().any() or group["column"].nunique() > 1
+        }
+        keep |= (table["level"] == "fold") & table["row"].isin(rows)
     return table[keep]
 
 

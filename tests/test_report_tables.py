@@ -109,6 +109,13 @@ def test_folds_layout_means_over_folds_and_std_over_seeds(tmp_path):
     assert pd.isna(line("cell", "fold5", "war").iloc[0].ours)
     assert line("cell", "fold5", "war").iloc[0].paper == 75.81
     assert pd.isna(table[(table.row == "MAFW") & (table.column == "total")].ours).all()
+    # drawn: DFEW's folds are the paper's columns; FERV39k (one split) shows its totals only
+    ferv = [_metrics(tmp_path, "ferv", 1, 0, uar=0.4, war=0.5, acc=0.5)]
+    table = paper_table("mae_dfer", [Cell("DFEW", None, files, "dfew"), Cell("FERV39k", None, ferv, "ferv")])
+    md = render_markdown(table, LAYOUTS["mae_dfer"], "T")
+    assert "| DFEW | fold 1 | 61.00 ± 1.00 | 62.59 | -1.59 | 71.00 ± 1.00 | 74.88 | -3.88 |" in md
+    assert "| FERV39k | total | 40.00 | 43.29 | -3.29 | 50.00 | 52.50 | -2.50 |" in md
+    assert "| FERV39k | fold 1 |" not in md and "| MAFW | fold 1 |  | 36.11 |" in md
 
 
 def test_au_layout_reads_per_au_f1_and_the_mean(tmp_path):
