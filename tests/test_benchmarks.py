@@ -54,6 +54,7 @@ def _header_ok(text: str, script: str) -> None:
     assert f"python benchmarks/{script} --tiny" in text
 
 
+@pytest.mark.slow  # runs the script end to end (~30 s on 2 cores)
 def test_model_steps_tiny_prints_one_row_per_workload_and_mode(tmp_path):
     out, md = _run("model_steps.py", "--steps", "2", "--warmup", "1", tmp_path=tmp_path)
     columns, rows = _table(out)
@@ -78,6 +79,7 @@ def test_model_steps_tiny_prints_one_row_per_workload_and_mode(tmp_path):
     assert text.count("### Model steps") == 1 and _table(text) == (columns, rows)
 
 
+@pytest.mark.slow  # runs the script end to end (~40 s on 2 cores)
 def test_data_loading_tiny_prints_one_row_per_pipeline(tmp_path):
     out, md = _run("data_loading.py", "--seconds", "0.05", "--workers", "1", "2", "--device", "cpu",
                    tmp_path=tmp_path)  # fmt: skip
