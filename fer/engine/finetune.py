@@ -103,6 +103,7 @@ def _image_transform(cfg: dict, train: bool):
             auto_augment=cfg.get("aa"),
             reprob=float(cfg.get("reprob") or 0),
             color_jitter=cfg.get("color_jitter"),
+            scale=tuple(cfg.get("crop_scale") or (0.08, 1.0)),
         )
     # FMAE-IAT evaluates AUs on the whole (square) face, APViT resizes to 112; MAE resizes + center-crops.
     whole = task != "expression" or cfg.get("augment") == "apvit"
