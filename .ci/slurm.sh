@@ -6,9 +6,11 @@
 #   .ci/slurm.sh stop        cancel every job, stop each daemon this script started, by PID; remove the state
 #   .ci/slurm.sh env         print `export SLURM_CONF=...` for clients (sbatch, squeue, submitit, Snakemake)
 #
-# Everything lives under $SLURM_CI_DIR (config, keys, sockets, logs, database): nothing in /etc is touched, and
-# non-default ports keep it apart from a Slurm, MUNGE or MariaDB the machine may already run. Clients find the
-# cluster through SLURM_CONF. Measured facts behind the settings: /work/shared/notes/slurm-local-cluster.md.
+# Everything lives under $SLURM_CI_DIR (config, keys, sockets, logs, database), and non-default ports keep it apart
+# from a MUNGE or MariaDB the machine may already run. Clients find the cluster through SLURM_CONF, and through the
+# default /etc/slurm/slurm.conf, made a link to our config: Snakemake's Slurm job-step plugin strips SLURM_* from
+# the environment of the srun it starts inside a job. `start` refuses to replace a slurm.conf that is not that link.
+# Measured facts behind the settings: /work/shared/notes/slurm-local-cluster.md.
 set -euo pipefail
 
 D=${SLURM_CI_DIR:-/tmp/slurm-ci}
@@ -17,6 +19,7 @@ PORT=${SLURM_CI_PORT:-16817} # slurmctld; slurmd +1, slurmdbd +2, MariaDB +3
 CLUSTER=ci
 PARTITION=debug
 export SLURM_CONF="$D/etc/slurm.conf"
+DEFAULT_CONF=/etc/slurm/slurm.conf
 
 log() { echo "slurm.sh: $*" >&2; }
 
@@ -149,10 +152,16 @@ start() {
     log "Slurm is not installed: run '$0 install' first"
     exit 1
   }
+  if [ -e "$DEFAULT_CONF" ] && [ "$(readlink "$DEFAULT_CONF")" != "$SLURM_CONF" ]; then
+    log "$DEFAULT_CONF exists and is not this lane's: this machine has its own Slurm, use that one"
+    exit 1
+  fi
   stop_daemons # a previous run of this lane that was killed before its stop
   rm -rf "$D"
   mkdir -p "$D"/{etc,ctld,spool,log,run}
   write_slurm_conf
+  mkdir -p "$(dirname "$DEFAULT_CONF")"
+  ln -sfn "$SLURM_CONF" "$DEFAULT_CONF"
   start_munge
   [ "$ACCOUNTING" = 1 ] && start_accounting
   slurmctld
@@ -162,7 +171,7 @@ start() {
     tail -n 20 "$D"/log/*.log >&2 || true
     exit 1
   fi
-  log "cluster '$CLUSTER' up (partition $PARTITION, accounting=$ACCOUNTING); clients need: export SLURM_CONF=$SLURM_CONF"
+  log "cluster '$CLUSTER' up (partition $PARTITION, accounting=$ACCOUNTING, config $SLURM_CONF linked from $DEFAULT_CONF)"
 }
 
 stop_daemons() {
@@ -190,6 +199,7 @@ stop_daemons() {
 
 stop() {
   stop_daemons
+  [ "$(readlink "$DEFAULT_CONF" 2>/dev/null)" = "$SLURM_CONF" ] && rm -f "$DEFAULT_CONF"
   rm -rf "$D"
 }
 

@@ -86,7 +86,7 @@ def test_slurm_executor_without_sbatch_says_what_to_do(tmp_path, monkeypatch):
 
 
 @pytest.mark.slurm
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(480, func_only=True)  # the fixture times its own steps
 def test_preempted_pretraining_is_requeued_and_resumes_to_the_same_weights(slurm_cluster, tmp_path):  # noqa: F811
     listing = _pretrain_list(tmp_path / "faces")
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "interrupted"
@@ -124,7 +124,7 @@ def test_preempted_pretraining_is_requeued_and_resumes_to_the_same_weights(slurm
 
 
 @pytest.mark.slurm
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(240, func_only=True)  # the fixture times its own steps
 def test_failing_pretraining_job_raises_with_job_id_and_log(slurm_cluster, tmp_path):  # noqa: F811
     listing = _pretrain_list(tmp_path / "faces", n=4)
     listing.write_text(listing.read_text() + "this-line-has-no-label\n")
@@ -153,46 +153,67 @@ def _snakemake(workdir: Path, *args: str, timeout: int) -> subprocess.CompletedP
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def _reduced_demo(workdir: Path, extra_datasets: dict | None = None) -> None:
-    """config.yaml cut to RAF-DB and one short finetuning run from scratch (no pretraining job)."""
+def _mini_rafdb(root: Path, per_class: dict[str, int]) -> None:
+    """A RAF-DB folder in its owners' layout with a few of the demo's rendered faces per class and split."""
+    from fer.datasets import rafdb
+    from fer.datasets.demo import make_expression_face
+
+    rng = np.random.default_rng(0)
+    splits = [split for split, n in per_class.items() for _ in range(n * len(rafdb.CLASSES))]
+    labels = [i % len(rafdb.CLASSES) for i in range(len(splits))]
+    rafdb.write_miniature(root, [make_expression_face(label, rng) for label in labels], labels, splits)
+
+
+def _workflow_config(workdir: Path, datasets: dict) -> None:
+    """config.yaml with only `datasets` and the demo's RAF-DB finetuning, from scratch and short."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     experiment = config["experiments"]["rafdb_vit_tiny_demo"]
-    experiment["pretrain"] = None
+    experiment.update(dataset=next(iter(datasets)), pretrain=None)
     experiment["overrides"].update(epochs=2, warmup_epochs=1, num_workers=0)
-    config.update(
-        datasets={"rafdb_demo": config["datasets"]["rafdb_demo"], **(extra_datasets or {})},
-        pretrain={},
-        experiments={"rafdb_vit_tiny_demo": experiment},
-    )
+    config.update(datasets=datasets, pretrain={}, experiments={"rafdb_vit_tiny_demo": experiment})
+    config.get("tables", {}).pop("papers", None)  # the paper tables name every demo dataset
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def _submitted(out: str) -> dict[str, str]:
+    """rule -> Slurm job id, from the plugin's 'submitted with SLURM jobid <id> (log: .../rule_<rule>/...)'."""
+    return {
+        rule: job for job, rule in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", out)
+    }
+
+
 @pytest.mark.slurm
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(420, func_only=True)  # the fixture times its own steps
 def test_workflow_runs_through_the_slurm_profile(slurm_cluster, tmp_path):  # noqa: F811
-    _reduced_demo(tmp_path)
+    _mini_rafdb(tmp_path / "rafdb", {"train": 3, "test": 1})
+    _workflow_config(tmp_path, {"rafdb_mini": {"family": "rafdb", "root": str(tmp_path / "rafdb"), "folds": [1],
+                                               "options": {"images": "original"}, "check_counts": False}})  # fmt: skip
     target = "results/finetune/rafdb_vit_tiny_demo/fold1/seed0/metrics.json"
-    result = _snakemake(tmp_path, target, timeout=420)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    result = _snakemake(tmp_path, target, timeout=360)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:]
     metrics = json.loads((tmp_path / target).read_text())
     assert {"acc", "uar", "war", "confusion"} <= set(metrics)
-    assert (tmp_path / "results/annotations/rafdb_demo/fold1/train.csv").stat().st_size > 0
-    # every rule ran as its own Slurm job, recorded by the accounting database
-    names = slurm_cluster.run("sacct", "-n", "-X", "-P", "-o", "Comment,State", "-S", "now-1hour")
-    ran = {line.split("|")[0].split("_")[1] for line in names.splitlines() if line.startswith("rule_")}
-    assert {"demo_dataset", "records", "faces", "fold_annotations", "finetune"} <= ran, names
+    # every rule ran as its own Slurm job, and the accounting database saw each one complete
+    jobs = _submitted(out)
+    assert set(jobs) == {"records", "faces", "fold_annotations", "finetune"}, out[-6000:]
+    for rule, job_id in jobs.items():
+        assert slurm_cluster.history(job_id) == ["COMPLETED"], rule
 
 
 @pytest.mark.slurm
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(300, func_only=True)  # the fixture times its own steps
 def test_failing_rule_stops_snakemake_and_shows_its_log(slurm_cluster, tmp_path):  # noqa: F811
     missing = tmp_path / "no-such-rafdb"  # a dataset root that was never downloaded
-    _reduced_demo(tmp_path, {"rafdb_real": {"family": "rafdb", "root": str(missing), "folds": [1]}})
+    _workflow_config(tmp_path, {"rafdb_real": {"family": "rafdb", "root": str(missing), "folds": [1]}})
     result = _snakemake(tmp_path, "results/data/rafdb_real/records.csv", timeout=240)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-4000:]
-    assert re.search(r"Error in rule records", out), out[-4000:]
-    assert str(missing) in out, out[-4000:]  # the DatasetError naming the root, from the rule's log
-    assert re.search(r"SLURM-job '\d+' failed", out), out[-4000:]
+    assert re.search(r"Error in rule records:\n\s+message: SLURM-job '\d+' failed", out), out[-4000:]
+    shown = out[
+        out.index("Logfile logs/data/rafdb_real.records.log:") :
+    ]  # the rule's log, printed by Snakemake
+    assert f"DatasetError: rafdb: dataset root {missing} is not a directory" in shown, out[-4000:]
+    assert "Exiting because a job execution failed" in out, out[-4000:]
     assert not (tmp_path / "results/data/rafdb_real/records.csv").exists()
