@@ -10,6 +10,7 @@ rule demo_dataset:
     params:
         family=lambda wildcards: W.dataset(wildcards.dataset)["family"],
         root=lambda wildcards: str(W.dataset_root(wildcards.dataset)),
+        sizes=lambda wildcards: W.dataset(wildcards.dataset).get("demo_sizes", {}),
     script:
         "../workflow_scripts/demo_dataset.py"
 

@@ -107,7 +107,8 @@ def _image_transform(cfg: dict, train: bool):
         )
     # FMAE-IAT evaluates AUs on the whole (square) face, APViT resizes to 112; MAE resizes + center-crops.
     whole = task != "expression" or cfg.get("augment") == "apvit"
-    return image_eval_transform(size, crop_pct=1.0 if whole else None)
+    crop_pct = cfg.get("eval_crop_pct") or (1.0 if whole else None)
+    return image_eval_transform(size, crop_pct=crop_pct)
 
 
 def _dataset(cfg: dict, path: Path, train: bool, final: bool = False) -> Dataset:
