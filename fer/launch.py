@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import submitit
@@ -74,6 +75,18 @@ class _RequeueOnStop:
     def requeue(self) -> None:
         self.submitit_handler(self.signum, None)
 
+    def linger(self, seconds: float = 2.0) -> None:
+        """Wait briefly for submitit's signal after a SIGTERM stop.
+
+        Preemption brings SIGTERM and submitit's signal together (`job._interrupt()`, Slurm's
+        PreemptParameters=send_user_signal) in either order; once the engine's stop handler is gone, a late
+        signal goes straight to submitit's handler, which requeues and exits from inside this sleep.
+        """
+        if self.active:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+
 
 class PretrainJob(submitit.helpers.Checkpointable):
     """A pickled callable submitit runs on the worker: the engine's pretraining loop."""
@@ -90,6 +103,8 @@ class PretrainJob(submitit.helpers.Checkpointable):
                 return str(pretrain(cfg))
             except Preempted as err:
                 if not stop.requested:  # SIGTERM / SIGUSR1: cancelled, or Slurm requeues the job itself
+                    log.warning("%s; exiting (a job Slurm requeued resumes from there)", err)
+                    stop.linger()  # unless submitit's signal follows (preemption sends both), then requeue
                     raise
                 log.warning("%s; requeueing through submitit", err)
                 stop.requeue()  # exits (SystemExit) once requeued; raises if submitit will not requeue
