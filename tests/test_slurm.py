@@ -211,9 +211,11 @@ def test_failing_rule_stops_snakemake_and_shows_its_log(slurm_cluster, tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-4000:]
     assert re.search(r"Error in rule records:\n\s+message: SLURM-job '\d+' failed", out), out[-4000:]
-    shown = out[
-        out.index("Logfile logs/data/rafdb_real.records.log:") :
-    ]  # the rule's log, printed by Snakemake
+    rule_log = (
+        "Logfile logs/data/rafdb_real.records.log:"  # Snakemake prints the failed rule's log after this
+    )
+    assert rule_log in out, out[-4000:]
+    shown = out[out.index(rule_log) :]
     assert f"DatasetError: rafdb: dataset root {missing} is not a directory" in shown, out[-4000:]
     assert "Exiting because a job execution failed" in out, out[-4000:]
     assert not (tmp_path / "results/data/rafdb_real/records.csv").exists()
