@@ -126,6 +126,46 @@ def cmd_report(args) -> None:
     print(table.to_string(index=False))
 
 
+# ---- predict (issue 10): fer.predict on your own images and videos --------------------------------------------
+def cmd_predict(args) -> None:
+    from fer.predict import PredictError, predict
+
+    try:
+        result = predict(args.inputs, args.checkpoint, out_dir=args.out, device=args.device, model=args.model,
+                         classes=args.classes, recipe=args.recipe, sampling_rate=args.sampling_rate,
+                         batch_size=args.batch_size, face_size=args.face_size, face_backend=args.face_backend,
+                         max_faces=args.max_faces, clip_hop=args.clip_hop, max_gap=args.max_gap,
+                         annotate=not args.no_annotate, model_kwargs=_overrides(args.model_kwarg) or None)  # fmt: skip
+    except PredictError as err:
+        raise SystemExit(f"fer predict: {err}") from None
+    print(result.summary)
+    print(f"{len(result.rows)} rows -> {result.csv}")
+
+
+def add_predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="expressions / AUs of the faces in images and videos, with pictures")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or folders of them")
+    p.add_argument("--checkpoint", required=True, help="ours (checkpoint-final.pth) or a released one")
+    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--model", help="architecture of a released checkpoint (see `fer models list`)")
+    p.add_argument("--recipe", help="recipe whose model_kwargs and preprocessing it follows")
+    p.add_argument("--model-kwarg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--classes", help="class names a,b,c or a dataset (rafdb, affectnet7, dfew, bp4d, ...)")
+    p.add_argument("--sampling-rate", type=int, help="frames between clip frames (video models)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--face-size", type=int, default=112, help="aligned face size of the faces stage (112)")
+    p.add_argument("--face-backend", default="mtcnn", choices=["mtcnn", "face_alignment"])
+    p.add_argument("--max-faces", type=int, help="at most this many faces per image / frame")
+    p.add_argument("--clip-hop", type=int, help="frames between clip windows (default: half a window)")
+    p.add_argument("--max-gap", type=int, default=2, help="missed frames a face track bridges (default 2)")
+    p.add_argument("--no-annotate", action="store_true", help="predictions.csv only: no pictures")
+    p.set_defaults(func=cmd_predict)
+
+
+# ---- end of predict --------------------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True, help="output path without extension (.md and .csv are written)")
     p.set_defaults(func=cmd_report)
+
+    add_predict_parser(sub)  # issue 10
     return parser
 
 

@@ -6,7 +6,8 @@ def _predict_section():
     if not config.get("predict"):
         raise ValueError(
             "the `predict` target needs a `predict` section in config.yaml, e.g.\n"
-            "predict:\n  inputs: [my_videos/]\n  experiment: rafdb_vit_tiny_demo  # or checkpoint: path/to/model.pth"
+            "predict:\n  inputs: [my_videos/]\n  experiment: rafdb_vit_tiny_demo"
+            "  # or checkpoint: path/to/model.pth"
         )
     return config["predict"]
 

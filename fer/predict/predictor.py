@@ -1,11 +1,11 @@
 """The model side of `fer predict`: a checkpoint (ours or a seed's release) as a `Predictor` of aligned faces.
 
 Our finetuning checkpoints carry their resolved recipe under "config" (contract 5): the model is rebuilt with
-fer.engine.finetune.build_model and loaded strictly, and images get the finetuning eval transform
-(fer.engine.finetune, as its test set does). Released checkpoints of MAE-SFER, MAE-DFER, FMAE-IAT and APViT carry no
-recipe: the architecture comes from --model / --recipe (the first recipe finetuning that model supplies its
-model_kwargs and preprocessing), the class names from --classes (names, or a dataset family whose CLASSES / AUS
-fer.datasets holds), and the weights go through fer.models.load_pretrained's per-family key maps.
+fer.engine.finetune.build_model and loaded strictly, and images get the finetuning eval transform (as its test
+set does). Released checkpoints of MAE-SFER, MAE-DFER, FMAE-IAT and APViT carry no recipe: the architecture
+comes from --model / --recipe (the first recipe that finetunes that model supplies its model_kwargs and
+preprocessing), the class names from --classes (names, or a dataset family whose CLASSES / AUS fer.datasets
+holds), and the weights go through fer.models.load_pretrained's per-family key maps.
 """
 
 from __future__ import annotations
@@ -31,12 +31,9 @@ class PredictError(ValueError):
     """A checkpoint or option `fer predict` cannot use; the message says which and what to pass instead."""
 
 
-# --------------------------------------------------------------------------------------------------- the model
-
-
 def parse_labels(classes: str | Sequence[str] | None) -> tuple[list[str] | None, str | None]:
     """(names, task) from --classes: "a,b,c", a list, or a dataset family whose CLASSES / AUS to use
-    (``rafdb``, ``dfew``, ``bp4d``, ``affectnet7`` for AffectNet's 7 classes). Names "AU<n>" mean an AU model."""
+    (``rafdb``, ``dfew``, ``bp4d``, ``affectnet7`` for AffectNet's 7 classes). "AU<n>" names: an AU model."""
     if classes is None or (isinstance(classes, str) and not classes.strip()):
         return None, None
     if isinstance(classes, str):
@@ -59,8 +56,8 @@ def parse_labels(classes: str | Sequence[str] | None) -> tuple[list[str] | None,
 
 @dataclass
 class Predictor:
-    """A classifier ready for aligned faces: `__call__` takes faces [H, W, 3] or clips [T, H, W, 3] (uint8 RGB)
-    and returns probabilities [N, C] (softmax over classes, or a sigmoid per AU)."""
+    """A classifier ready for aligned faces: `__call__` takes faces [H, W, 3] or clips [T, H, W, 3] (uint8
+    RGB) and returns probabilities [N, C] (softmax over classes, or a sigmoid per AU)."""
 
     model: nn.Module
     labels: list[str]
@@ -135,13 +132,14 @@ def _released_cfg(checkpoint: Path, model, recipe, labels, task, model_kwargs) -
 
     if labels is None:
         raise PredictError(
-            f"{checkpoint}: this checkpoint carries no config (a released checkpoint of one of the seeds?), so "
-            f"the class names must be given: --classes rafdb | affectnet | affectnet7 | ferplus | dfew | mafw | "
-            f"ferv39k | bp4d | bp4dplus | disfa (the dataset it was finetuned on) or --classes name1,name2,..."
+            f"{checkpoint}: this checkpoint carries no config (a released checkpoint of a seed?), so the "
+            f"class names must be given: --classes rafdb | affectnet | affectnet7 | ferplus | dfew | mafw "
+            f"| ferv39k | bp4d | bp4dplus | disfa (the dataset it was finetuned on) or --classes a,b,c..."
         )
     if not model and not recipe:
         raise PredictError(
-            f"{checkpoint}: this checkpoint carries no config, so the architecture must be given: --model NAME "
+            f"{checkpoint}: this checkpoint carries no config, so the architecture must be given: --model "
+            f"NAME "
             f"(see `fer models list`; e.g. vit_base_patch16 for MAE-SFER, vit_large_patch16 for FMAE-IAT, "
             f"vit_base_dim512_no_depth_patch16_160 for MAE-DFER, apvit_raf for APViT) or --recipe NAME"
         )
@@ -177,9 +175,9 @@ def load_predictor(
     batch_size: int = 32,
     model_kwargs: dict | None = None,
 ) -> Predictor:
-    """Our finetuning checkpoints (model, sizes, classes and preprocessing from their "config") or a released one
-    of the seeds (architecture from `model` / `recipe` + `model_kwargs`, names from `classes`, weights mapped by
-    fer.models.load_pretrained). `sampling_rate` overrides the recipe's clip stride (video models)."""
+    """Our finetuning checkpoints (model, sizes, classes and preprocessing from their "config") or a released
+    one of the seeds (architecture from `model` / `recipe` + `model_kwargs`, names from `classes`, weights
+    mapped by fer.models.load_pretrained). `sampling_rate` overrides the clip stride of the recipe."""
     from fer.engine.distributed import resolve_device
     from fer.engine.finetune import _image_transform, build_model
     from fer.io import load_checkpoint
@@ -216,10 +214,12 @@ def load_predictor(
         net = build_model(cfg)
         missing, _ = load_pretrained(net, checkpoint)
         params = {name for name, _ in net.named_parameters()}
-        if any(k in params for k in missing):
+        absent = sorted(k for k in missing if k in params)
+        if absent:
             raise PredictError(
-                f"{checkpoint}: no weights for {sorted(k for k in missing if k in params)[:6]}; the checkpoint is "
-                f"not a finetuned {cfg['model']} with {len(labels)} outputs (check --model, --classes, --recipe)"
+                f"{checkpoint}: no weights for {absent[:6]}; the checkpoint "
+                f"is not a finetuned {cfg['model']} with {len(labels)} outputs (check --model, --classes, "
+                f"--recipe)"
             )
         fixed, frames = _model_size(net)
         size = fixed or int(cfg["model_kwargs"].get("img_size") or cfg.get("input_size") or 224)

@@ -1,5 +1,5 @@
-"""Pictures of predictions: annotated images and mp4 videos (cv2), probability timelines (matplotlib Agg), and the
-summary table printed at the end of `fer predict`."""
+"""Pictures of predictions: annotated images and mp4 videos (cv2), probability timelines (matplotlib Agg),
+and the summary table printed at the end of `fer predict`."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def write_image(path: str | os.PathLike, bgr: np.ndarray) -> Path:
 
 
 class VideoWriter:
-    """mp4 (MPEG-4 Part 2, 'mp4v': in every OpenCV wheel) written to a hidden file renamed into place on close."""
+    """mp4 (MPEG-4 Part 2, 'mp4v', in every OpenCV wheel) written to a hidden file renamed on close."""
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
         self.path = Path(path)
@@ -116,7 +116,8 @@ def timeline_png(
 ) -> Path:
     """One panel per face id: the probability of every class (or AU) over time, frames without a face shaded.
 
-    times: [T] seconds of every frame; tracks: face id -> (frame indices, probabilities [n, C]); no_face: [T] bool.
+    times: [T] seconds of every frame; tracks: face id -> (frame indices, probabilities [n, C]);
+    no_face: [T] bool.
     """
     import matplotlib
 

@@ -6,12 +6,12 @@ transform for images (fer.engine.finetune), resize + normalise for clips (MAE-DF
 frame is decoded and searched for faces, faces are tracked (fer.predict.tracking), and
 
 - image models classify every face of every frame;
-- video models classify clips of `num_frames` frames `sampling_rate` apart (MAE-DFER's temporal stride) cut from
-  each track by a sliding window (hop `clip_hop`, default half a window); every frame gets the mean probabilities
-  of the windows that cover it. A track shorter than a window repeats its last frame, as MAE-DFER pads short
-  videos. A still image given to a video model is a clip of one repeated frame.
+- video models classify clips of `num_frames` frames `sampling_rate` apart (MAE-DFER's temporal stride) cut
+  from each track by a sliding window (hop `clip_hop`, default half a window); every frame gets the mean
+  probabilities of the windows that cover it. A track shorter than a window repeats its last frame, as
+  MAE-DFER pads short videos. A still image given to a video model is a clip of one repeated frame.
 
-Outputs under out_dir: predictions.csv (`COLUMNS`, then one `prob_<class>` column per class or AU, then error),
+Outputs under out_dir: predictions.csv (`COLUMNS`, one `prob_<class>` column per class or AU, then error),
 annotated/<input> (images as they came, videos as mp4), timelines/<input>.png (videos), and a summary table.
 A file without a face gives rows with status no_face, an unreadable one a row with status unreadable and the
 reason in `error`; neither stops the run.
@@ -90,9 +90,10 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[InputFile]:
 
 
 def _row(item: InputFile, frame: int, status: str, time: float | None = None, error: str = "") -> dict:
-    return {"file": str(item.path), "kind": item.kind, "frame": frame, "time": "" if time is None else f"{time:.3f}",
-            "face_id": "", "x0": "", "y0": "", "x1": "", "y1": "", "score": "", "status": status,
-            "prediction": "", "confidence": "", "error": error}  # fmt: skip
+    return {"file": str(item.path), "kind": item.kind, "frame": frame,
+            "time": "" if time is None else f"{time:.3f}", "face_id": "", "x0": "", "y0": "", "x1": "",
+            "y1": "", "score": "", "status": status, "prediction": "", "confidence": "",
+            "error": error}  # fmt: skip
 
 
 def _face_row(item, frame, time, face_id, face, reused, probs, predictor: Predictor) -> dict:
@@ -108,7 +109,8 @@ def _face_row(item, frame, time, face_id, face, reused, probs, predictor: Predic
 
 def _drawn(row: dict) -> dict:
     return {"box": [float(row[k]) for k in ("x0", "y0", "x1", "y1")], "face_id": int(row["face_id"]),
-            "label": row["prediction"], "confidence": float(row["confidence"]), "reused": row["status"] == "reused"}  # fmt: skip
+            "label": row["prediction"], "confidence": float(row["confidence"]),
+            "reused": row["status"] == "reused"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------- the run
@@ -139,10 +141,7 @@ def _predict_image(item: InputFile, run: _Run) -> list[dict]:
         rgb = read_image(item.path)
     except MediaError as err:
         return [_row(item, -1, "unreadable", error=str(err))]
-    faces = run.detector.detect(rgb, max_faces=run.max_faces)
-    if run.annotate:
-        target = run.out_dir / "annotated" / item.key
-        bgr = render.draw_message(rgb, "no face") if not faces else None
+    faces = run.detector.detect(rgb, max_faces=run.max_faces)  # most likely subject first: face_id 0
     if not faces:
         rows = [_row(item, -1, "no_face", error=f"{item.path}: no face detected")]
     else:
@@ -151,8 +150,13 @@ def _predict_image(item: InputFile, run: _Run) -> list[dict]:
             _face_row(item, -1, None, i, f, False, p, run.predictor)
             for i, (f, p) in enumerate(zip(faces, probs))
         ]
-        bgr = render.draw_faces(rgb, [_drawn(r) for r in rows]) if run.annotate else None
     if run.annotate:
+        target = run.out_dir / "annotated" / item.key
+        bgr = (
+            render.draw_faces(rgb, [_drawn(r) for r in rows])
+            if faces
+            else render.draw_message(rgb, "no face")
+        )
         try:
             run.annotated.append(render.write_image(target, bgr))
         except OSError:  # an extension OpenCV cannot write (e.g. .gif): JPEG next to it
@@ -187,7 +191,10 @@ def _predict_video(item: InputFile, run: _Run) -> list[dict]:
     if not math.isfinite(fps) or fps <= 0:
         log.warning("%s: no frame rate in the file; times assume 25 fps", item.path)
         fps = 25.0
-    times = np.arange(n) / fps
+    try:  # presentation times (variable frame rate videos); the mean rate where the container has none
+        times = np.asarray(vr.get_frame_timestamp(np.arange(n)), np.float64)[:, 0]
+    except Exception:
+        times = np.arange(n) / fps
     passes = 3 if run.annotate else 2
     with tqdm(
         total=n * passes, desc=item.key[-30:], unit="frame", leave=False, disable=not run.progress
@@ -215,10 +222,8 @@ def _video_passes(item: InputFile, run: _Run, vr, n: int, fps: float, times: np.
     # pass 2: align the faces of every track and classify them (per frame, or clips of a sliding window)
     sums = {t: np.zeros((len(tr.frames()), len(pred.labels))) for t, tr in tracks.items()}
     counts = {t: np.zeros(len(tr.frames())) for t, tr in tracks.items()}
-    windows, need = (
-        [],
-        defaultdict(int),
-    )  # clip frame lists per (track, start); uses of each (track, frame) crop
+    windows = []  # (frame that completes it, track, first and last frame it covers, its frame indices)
+    need = defaultdict(int)  # how many windows still use the crop of (track, frame)
     if pred.is_video:
         span = pred.num_frames * pred.sampling_rate
         hop = max(1, run.clip_hop or span // 2)
@@ -341,14 +346,16 @@ def predict(
     progress: bool = True,
     model_kwargs: dict | None = None,
 ) -> PredictionRun:
-    """Predict expressions or AUs of every face in `inputs` (files or folders) and write the outputs under out_dir."""
+    """Predict expressions or AUs of every face in `inputs` (files or folders); outputs go to out_dir."""
     import time
 
     from tqdm import tqdm
 
     if batch_size < 1 or face_size < 8 or max_gap < 0 or (clip_hop is not None and clip_hop < 1):
-        raise PredictError(f"need batch_size >= 1, face_size >= 8, max_gap >= 0, clip_hop >= 1; got {batch_size}, "
-                           f"{face_size}, {max_gap}, {clip_hop}")  # fmt: skip
+        raise PredictError(
+            f"need batch_size >= 1, face_size >= 8, max_gap >= 0, clip_hop >= 1; got {batch_size}, "
+            f"{face_size}, {max_gap}, {clip_hop}"
+        )
     items = collect_inputs(inputs)
     if not items:
         raise PredictError(f"no input files in {[str(i) for i in inputs]}")
@@ -361,8 +368,8 @@ def predict(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     detector = create_detector(face_backend, device=str(predictor.device))
-    run = _Run(predictor, detector, out_dir, int(face_size), float(face_margin), max_faces, clip_hop, int(max_gap),
-               float(iou_threshold), annotate, progress)  # fmt: skip
+    run = _Run(predictor, detector, out_dir, int(face_size), float(face_margin), max_faces, clip_hop,
+               int(max_gap), float(iou_threshold), annotate, progress)  # fmt: skip
     rows, frames, start = [], 0, time.perf_counter()
     with tqdm(total=len(items), desc="predict", unit="file", disable=not progress) as bar:
         for item in items:
@@ -374,8 +381,9 @@ def predict(
             elif item.kind == "video":
                 new = _predict_video(item, run)
             else:
-                new = [_row(item, -1, "unreadable", error=f"{item.path}: unsupported file type {item.path.suffix!r}; "
-                            f"images: {' '.join(sorted(IMAGE_EXTS))}; videos: {' '.join(sorted(VIDEO_EXTS))}")]  # fmt: skip
+                kinds = f"images: {' '.join(sorted(IMAGE_EXTS))}; videos: {' '.join(sorted(VIDEO_EXTS))}"
+                error = f"{item.path}: unsupported file type {item.path.suffix!r}; {kinds}"
+                new = [_row(item, -1, "unreadable", error=error)]
             frames += len({r["frame"] for r in new if r["status"] != "unreadable"})
             rows += new
             bar.update()

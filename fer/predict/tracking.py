@@ -1,10 +1,10 @@
 """Face tracks across video frames: greedy IoU association, a new track id after a gap.
 
-A detection joins the active track whose last box overlaps it most (IoU >= `iou_threshold`, best pairs first, one
-detection per track and frame). A track stays active for `max_gap` frames without a detection; those frames are
-bridged with its last detection (the faces stage does the same: "reused" frames keep the last good transform), so
-a detector missing one frame does not cut a clip. A longer gap ends the track: a face that comes back later gets a
-new id. Ids count from 0 in order of first appearance.
+A detection joins the active track whose last box overlaps it most (IoU >= `iou_threshold`, best pairs
+first, one detection per track and frame). A track stays active for `max_gap` frames without a detection;
+those frames are bridged with its last detection (the faces stage does the same: "reused" frames keep the
+last good transform), so a detector missing one frame does not cut a clip. A longer gap ends the track: a face
+that comes back later gets a new id. Ids count from 0 in order of first appearance.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Track:
         return range(self.first, self.last + 1)
 
     def face_at(self, frame: int) -> tuple[Face, bool]:
-        """(face, reused): the detection at `frame`, or the latest one before it (reused=True) in a bridged gap."""
+        """(face, reused): the detection at `frame`, or in a bridged gap the latest one before it (reused)."""
         if frame in self.detections:
             return self.detections[frame], False
         if not self.first <= frame <= self.last:
