@@ -22,7 +22,7 @@ import yaml
 from fer.datasets import demo
 from fer.faces import align_face, create_detector
 from fer.predict import COLUMNS, IoUTracker, PredictError, box_iou, load_predictor, parse_labels, predict
-from fer.predict.run import _windows
+from fer.predict.run import _clip_indices, _windows
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = (0, 2, 3)  # demo.EXPRESSIONS (RAF-DB order): surprise, disgust, happiness
@@ -292,6 +292,18 @@ def test_video_model_predicts_clips_above_chance(video_run, video_checkpoint):
     assert len(video_run.timelines) == 7 and all(p.is_file() for p in video_run.timelines)
     predictor = load_predictor(video_checkpoint, device="cpu")
     assert (predictor.num_frames, predictor.sampling_rate, predictor.input_size) == (4, 2, 32)
+
+
+def test_clip_frames_follow_mae_dfer_test_sampling():
+    from fer.data.video import eval_clip_indices
+
+    for length, frames, rate in [(10, 4, 4), (64, 16, 4), (5, 16, 1), (100, 16, 4)]:
+        ours = _clip_indices(0, length - 1, frames, rate)
+        if length >= frames * rate:  # a full window: a plain stride
+            assert ours == list(range(0, frames * rate, rate))
+        else:  # the whole short track, last frame repeated: MAE-DFER's single test clip
+            assert ours == eval_clip_indices(length, frames, rate, 1)[0].tolist()
+    assert _clip_indices(7, 12, 4, 2) == [7, 9, 11, 11]
 
 
 def test_sliding_windows_cover_every_frame():

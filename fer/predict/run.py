@@ -179,6 +179,13 @@ def _windows(first: int, last: int, span: int, hop: int) -> list[int]:
     return starts
 
 
+def _clip_indices(start: int, last: int, num_frames: int, sampling_rate: int) -> list[int]:
+    """Every sampling_rate-th frame from `start`, the last one repeated where the track ends first (MAE-DFER's
+    test mode on a short video, as fer.data.video.eval_clip_indices)."""
+    idx = list(range(start, min(start + num_frames * sampling_rate, last + 1), sampling_rate))
+    return idx + [idx[-1]] * (num_frames - len(idx))
+
+
 def _predict_video(item: InputFile, run: _Run) -> list[dict]:
     from tqdm import tqdm
 
@@ -216,6 +223,10 @@ def _video_passes(item: InputFile, run: _Run, vr, n: int, fps: float, times: np.
             tracker.update(i, faces)
         bar.update(len(chunk))
     tracks = {t.track_id: t for t in tracker.tracks}
+    at = defaultdict(list)  # frame -> the tracks covering it (detected or bridged)
+    for tr in tracker.tracks:
+        for f in tr.frames():
+            at[f].append(tr)
     if size is None:  # no frame decoded at all
         return [_row(item, i, "unreadable", times[i], bad.get(i, "")) for i in range(n)]
 
@@ -229,7 +240,7 @@ def _video_passes(item: InputFile, run: _Run, vr, n: int, fps: float, times: np.
         hop = max(1, run.clip_hop or span // 2)
         for t, tr in tracks.items():
             for start in _windows(tr.first, tr.last, span, hop):
-                idx = [min(start + k * pred.sampling_rate, tr.last) for k in range(pred.num_frames)]
+                idx = _clip_indices(start, tr.last, pred.num_frames, pred.sampling_rate)
                 windows.append((max(idx), t, start, min(start + span - 1, tr.last), idx))
                 for f in set(idx):
                     need[(t, f)] += 1
@@ -247,7 +258,7 @@ def _video_passes(item: InputFile, run: _Run, vr, n: int, fps: float, times: np.
 
     for chunk in _chunks(vr, n, bs, item.path):
         for i, rgb, _ in chunk:
-            for tr in tracker.tracks_at(i):
+            for tr in at.get(i, ()):
                 t = tr.track_id
                 if pred.is_video and (t, i) not in need:
                     continue
@@ -276,7 +287,7 @@ def _video_passes(item: InputFile, run: _Run, vr, n: int, fps: float, times: np.
         if i in bad:
             rows.append(_row(item, i, "unreadable", times[i], bad[i]))
             continue
-        active = tracker.tracks_at(i)
+        active = at.get(i, [])
         if not active:
             rows.append(_row(item, i, "no_face", times[i], f"{item.path}: no face detected in frame {i}"))
         for tr in active:
@@ -303,7 +314,7 @@ def _video_passes(item: InputFile, run: _Run, vr, n: int, fps: float, times: np.
         run.annotated.append(writer.path)
         series = {t: (np.array(list(tr.frames())), sums[t] / np.maximum(counts[t], 1)[:, None])
                   for t, tr in tracks.items()}  # fmt: skip
-        no_face = np.array([i not in bad and not tracker.tracks_at(i) for i in range(n)])
+        no_face = np.array([i not in bad and i not in at for i in range(n)])
         run.timelines.append(render.timeline_png(
             run.out_dir / "timelines" / f"{item.key}.png", times, series, pred.labels,
             f"{item.path.name}  |  {pred.description}", no_face,
