@@ -428,6 +428,27 @@ def test_cli_prints_the_summary(image_checkpoint, inputs, tmp_path, capsys):
         main(["predict", str(photo), "--checkpoint", str(image_checkpoint), "--model", "vit_tiny_patch16"])
 
 
+def test_workflow_config_helpers():
+    from fer.config import WorkflowConfig
+    from fer.predict.workflow import predict_checkpoint, predict_section
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    w = WorkflowConfig(config)
+    with pytest.raises(ValueError, match="needs a `predict` section"):
+        predict_section(config)
+    config["predict"] = {"inputs": ["clips/"], "experiment": "rafdb_vit_tiny_demo", "seed": 0}
+    assert (
+        predict_checkpoint(config, "results", w)
+        == "results/finetune/rafdb_vit_tiny_demo/fold1/seed0/metrics.json"
+    )
+    config["predict"] = {"inputs": ["clips/"], "experiment": "nope"}
+    with pytest.raises(Exception, match="nope"):
+        predict_checkpoint(config, "results", w)
+    config["predict"] = {"inputs": ["clips/"]}
+    with pytest.raises(ValueError, match="`checkpoint`"):
+        predict_checkpoint(config, "results", w)
+
+
 @pytest.mark.slow
 def test_snakemake_predict_target(image_checkpoint, inputs, tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -448,3 +469,16 @@ def test_snakemake_predict_target(image_checkpoint, inputs, tmp_path):
     assert len({r["file"] for r in rows}) == 14
     assert {r["status"] for r in rows} == {"ok", "no_face", "unreadable"}
     assert (tmp_path / "results" / "predict" / "annotated" / "photos" / "wall.png").is_file()
+    # with an experiment instead of a file, its finetuning (and what that needs) comes first in the DAG
+    config["predict"] = {
+        "inputs": [str(inputs[0] / "photos")],
+        "experiment": "rafdb_vit_tiny_demo",
+        "out": "p2",
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    rules = ("common", "data", "faces", "annotations", "pretrain", "finetune", "predict")
+    (tmp_path / "Snakefile").write_text('configfile: "config.yaml"\n' + "".join(
+        f'include: "{REPO / "rules" / f"{name}.smk"}"\n' for name in rules))  # fmt: skip
+    result = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "finetune" in result.stdout and "fold1/seed0/metrics.json" in result.stdout
