@@ -17,6 +17,7 @@ include: "rules/faces.smk"
 include: "rules/annotations.smk"
 include: "rules/pretrain.smk"
 include: "rules/finetune.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
 
 

@@ -32,12 +32,12 @@ def _cfg(root, out):
     })  # fmt: skip
 
 
-def _start(root, out):
+def _start(root, out, **overrides):
     path = root / f"{out}.json"
-    path.write_text(json.dumps(_cfg(root, out)))
+    path.write_text(json.dumps({**_cfg(root, out), **overrides}))
     env = dict(os.environ, OMP_NUM_THREADS="1", FER_NO_PROGRESS="1")
     return subprocess.Popen([sys.executable, "-c", RUN, str(path)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
 
 
 def _wait_for_step(proc, progress, step, timeout=120):
@@ -58,6 +58,20 @@ def _wait_for_step(proc, progress, step, timeout=120):
 def _finish(proc):
     out, _ = proc.communicate(timeout=300)
     return proc.returncode, out
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_to_the_process_group_with_loader_workers_still_saves(tmp_path):
+    """scancel and preemption signal every process of the job: the loader workers must not die first."""
+    write_expression(tmp_path, "train", 24, seed=0)
+    write_expression(tmp_path, "val", 3, seed=1)
+    run = _start(tmp_path, "workers", num_workers=2)
+    _wait_for_step(run, tmp_path / "workers" / "progress.json", 2)
+    os.killpg(run.pid, signal.SIGTERM)
+    code, log = _finish(run)
+    assert code == 128 + signal.SIGTERM, log
+    assert "DataLoader worker" not in log
+    assert load_checkpoint(tmp_path / "workers" / LAST)["step"] >= 2
 
 
 @pytest.mark.timeout(300)

@@ -121,7 +121,10 @@ def _dataset(cfg: dict, path: Path, train: bool, final: bool = False) -> Dataset
                       input_size=int(cfg["input_size"]))  # fmt: skip
         if train:
             transform = video_train_transform(
-                int(cfg["input_size"]), auto_augment=cfg.get("aa"), reprob=float(cfg.get("reprob") or 0)
+                int(cfg["input_size"]),
+                auto_augment=cfg.get("aa"),
+                reprob=float(cfg.get("reprob") or 0),
+                scale=tuple(cfg.get("crop_scale") or (0.08, 1.0)),
             )
             return VideoClipDataset(path, n, transform=transform, train=True, **common)
         clips, crops = (int(cfg.get("test_clips") or 1), int(cfg.get("test_crops") or 1)) if final else (1, 1)

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -75,6 +76,13 @@ class Context:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM / SIGUSR1 to the main process, which saves and stops at a step boundary;
+    a worker killed by the signal (scancel and preemption signal the whole process group) would crash it first."""
+    for signum in ckpt.STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def require(cfg: dict, *keys: str) -> None:
@@ -149,6 +157,7 @@ class Trainer:
         self.loader = DataLoader(
             SeededDataset(train_set, seed=int(cfg.get("seed", 0))), batch_size=self.batch_size,
             sampler=self.sampler, num_workers=int(cfg.get("num_workers", 0)), drop_last=True,
+            worker_init_fn=ignore_stop_signals,
             pin_memory=ctx.device.type == "cuda", generator=torch.Generator().manual_seed(int(cfg.get("seed", 0))),
             persistent_workers=int(cfg.get("num_workers", 0)) > 0,  # epochs travel in the indices, not the workers
         )  # fmt: skip
