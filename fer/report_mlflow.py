@@ -65,9 +65,9 @@ class TableRuns:
         self.experiment_id = found.experiment_id if found else self._create()
 
     def _create(self) -> str:
-        from fer.tracking import _store_dir
+        from fer.tracking import store_dir
 
-        store = _store_dir(self.uri)  # artifacts beside the store, as fer.tracking places them
+        store = store_dir(self.uri)  # artifacts beside the store, as fer.tracking places them
         location = (store / "mlartifacts" / self.name).resolve().as_uri() if store else None
         return self.client.create_experiment(self.name, artifact_location=location)
 
@@ -82,12 +82,12 @@ class TableRuns:
         """
         from filelock import FileLock
 
-        from fer.tracking import _lock_path, git_commit
+        from fer.tracking import git_commit, lock_path
 
         commit = git_commit()
         parents = {}
         with FileLock(
-            str(_lock_path(self.uri)), timeout=600
+            str(lock_path(self.uri)), timeout=600
         ):  # fer.tracking's lock: jobs may be creating runs
             for row, run_ids in rows.items():
                 runs = [self._get(run_id) for run_id in run_ids]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from fer import plots
 from fer.io import write_json
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def tracking_uri(cfg: dict) -> str:
     return uri
 
 
-def _store_dir(uri: str) -> Path | None:
+def store_dir(uri: str) -> Path | None:
     """The folder that holds a local store (sqlite file or file store), None for a server."""
     if uri.startswith("sqlite:///"):
         return Path(uri[len("sqlite:///") :]).parent
@@ -55,10 +56,10 @@ def _store_dir(uri: str) -> Path | None:
     return None
 
 
-def _lock_path(uri: str) -> Path:
+def lock_path(uri: str) -> Path:
     if uri.startswith("sqlite:///"):
         return Path(uri[len("sqlite:///") :] + ".lock")
-    store = _store_dir(uri)
+    store = store_dir(uri)
     if store is not None:
         return store / ".fer-tracking.lock"
     return Path(tempfile.gettempdir()) / f"fer-tracking-{hashlib.sha1(uri.encode()).hexdigest()[:12]}.lock"
@@ -128,7 +129,7 @@ class Tracker:
         from filelock import FileLock
         from mlflow import MlflowClient
 
-        lock = _lock_path(self.uri)
+        lock = lock_path(self.uri)
         lock.parent.mkdir(parents=True, exist_ok=True)
         # One lock around store creation, experiment and parent lookup: two fold jobs starting together must
         # not create the schema twice nor two parents.
@@ -223,11 +224,11 @@ class Tracker:
         self.log_artifact(metrics_file)
         plot = self.output_dir / "plots"
         if "confusion" in metrics:
-            self.log_artifact(
-                plot_confusion(metrics["confusion"], metrics.get("classes"), plot / "confusion.png"), "plots"
-            )
+            path = plots.confusion_matrix(metrics["confusion"], metrics.get("classes"), plot / "confusion.png")
+            self.log_artifact(path, "plots")
         if "f1" in metrics:
-            self.log_artifact(plot_au_f1(metrics["f1"], plot / "au_f1.png"), "plots")
+            f1 = {au: (100 * float(v), 0.0) for au, v in metrics["f1"].items()}
+            self.log_artifact(plots.au_f1_bars(f1, {}, plot / "au_f1.png"), "plots")
         if checkpoint:
             self.set_tags({"checkpoint": checkpoint})
 
@@ -236,7 +237,7 @@ class Tracker:
         found = self.client.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
-        store = _store_dir(self.uri)
+        store = store_dir(self.uri)
         location = (store / "mlartifacts" / _slug(self.experiment)).resolve().as_uri() if store else None
         return self.client.create_experiment(self.experiment, artifact_location=location)
 
@@ -296,67 +297,3 @@ class Tracker:
             return
         self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resume, tracking_uri=self.uri)
         self._monitor.start()
-
-
-# -- plots ---------------------------------------------------------------------------------------------------------
-def plot_confusion(confusion: list[list[int]], classes: list[str] | None, path: str | os.PathLike) -> Path:
-    """Row-normalised confusion matrix (rows: true class) with counts, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    cm = np.asarray(confusion, dtype=float)
-    n = cm.shape[0]
-    classes = list(classes) if classes else [str(i) for i in range(n)]
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * n, 0.8 + 0.7 * n))
-    ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{int(cm[i, j])}",
-                ha="center",
-                va="center",
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
-    ax.set_xticks(range(n), classes, rotation=45, ha="right")
-    ax.set_yticks(range(n), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    return _save(fig, path)
-
-
-def plot_au_f1(f1: dict[str, float], path: str | os.PathLike) -> Path:
-    """Per-AU F1 bars with the mean as a line, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names, values = list(f1), [float(v) for v in f1.values()]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * len(names), 3.0))
-    ax.bar(names, values, color="tab:blue")
-    if values:
-        ax.axhline(sum(values) / len(values), color="tab:red", linestyle="--", label="mean")
-        ax.legend()
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("F1")
-    return _save(fig, path)
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    import matplotlib.pyplot as plt
-
-    from fer.io import atomic_path
-
-    path = Path(path)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path

@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from fer.tracking import PARENT_TAG, RUN_FILE, Tracker, flatten, plot_au_f1, tracking_uri
+from fer.tracking import PARENT_TAG, RUN_FILE, Tracker, flatten, tracking_uri
 
 
 def _cfg(uri, output_dir, run_name, **extra):
@@ -110,7 +110,9 @@ def test_system_metrics_are_logged(store, tmp_path, monkeypatch):
 
 
 def test_au_f1_plot_is_a_png(tmp_path):
-    path = plot_au_f1({"AU1": 0.5, "AU2": 0.75, "AU12": 0.9}, tmp_path / "plots" / "au_f1.png")
+    from fer.plots import au_f1_bars
+
+    path = au_f1_bars({"AU1": (50, 0), "AU2": (75, 0), "AU12": (90, 0)}, {}, tmp_path / "plots" / "au_f1.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
