@@ -66,14 +66,14 @@ def face(name: str, rng: np.random.Generator, size: int) -> np.ndarray:
 def clip(name: str, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
     """[T, size, size, 3] clip: the expression grows from neutral to its apex while the head moves a little."""
     identity, aus = int(rng.integers(len(demo.IDENTITIES))), _jittered(name, rng)
-    base, motion = demo.random_look(rng, strength=0.7), demo._head_motion(rng, frames)
+    base, motion = demo.random_look(rng, strength=0.7), demo.head_motion(rng, frames)
     onset = rng.uniform(0.05, 0.3) * frames
     apex = onset + rng.uniform(0.3, 0.45) * frames
     out = []
     for t in range(frames):
         x = float(np.clip((t - onset) / (apex - onset), 0, 1))
         ramp = x * x * (3 - 2 * x)
-        look = demo._moved(base, motion[t])
+        look = demo.moved_look(base, motion[t])
         out.append(demo.render_face({k: v * ramp for k, v in aus.items()}, identity, look, size, rng)[0])
     return np.stack(out)
 
