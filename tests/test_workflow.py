@@ -75,6 +75,23 @@ def test_every_experiment_has_a_table_well_above_chance(demo):
         assert fold_rows["mlflow_run_id"].str.len().gt(0).all(), name
 
 
+def _history(workdir: Path, experiment: str, run_name: str, key: str) -> list[float]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'results/mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    (run,) = client.search_runs([exp.experiment_id], f"attributes.run_name = '{run_name}'")
+    return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+
+
+@pytest.mark.slow
+def test_pretraining_and_finetuning_improve_over_epochs(demo):
+    loss = _history(demo, "pretrain/image_mae_demo", "image_mae_demo", "epoch/train_loss")
+    assert len(loss) == 20 and loss[-1] < 0.8 * loss[0], loss
+    acc = _history(demo, "rafdb_vit_tiny_demo", "fold1-seed0", "val/acc")
+    assert max(acc[-3:]) > acc[0] + 0.2, acc
+
+
 @pytest.mark.slow
 def test_every_rule_logged(demo):
     logs = list((demo / "logs").rglob("*.log"))
