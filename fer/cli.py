@@ -61,8 +61,14 @@ def cmd_faces(args) -> None:
     from fer.datasets.records import read_records
     from fer.faces import align_records, summarize
 
-    manifest = align_records(read_records(args.records), Path(args.out), backend=args.backend, size=args.size,
-                             workers=args.workers, device=args.device)
+    manifest = align_records(
+        read_records(args.records),
+        Path(args.out),
+        backend=args.backend,
+        size=args.size,
+        workers=args.workers,
+        device=args.device,
+    )
     print(summarize(manifest))
 
 
@@ -205,10 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=helptext, epilog=_recipe_epilog(), formatter_class=formatter)
         p.add_argument("--recipe", required=True)
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value"
+        )
         p.add_argument("--output-dir", required=True)
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+        p.add_argument(
+            "--resume", action="store_true", help="continue from the last checkpoint in --output-dir"
+        )
         if name == "pretrain":
             p.add_argument("--data", nargs="+", required=True, help="pretraining lists ('path 0' lines)")
         else:

@@ -20,8 +20,8 @@ class ConfigError(ValueError):
 
 def _absolute_tracking_uri(uri: str, base: Path) -> str:
     prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str((base / uri[len(prefix):]).resolve())
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str((base / uri[len(prefix) :]).resolve())
     return uri
 
 
@@ -45,11 +45,15 @@ class WorkflowConfig:
             accepted = set(inspect.signature(module.load_records).parameters) - {"root", "dropped"}
             unknown = sorted(set(ds.get("options", {})) - accepted)
             if unknown:
-                raise ConfigError(f"datasets.{name}.options: {unknown} not accepted by {ds['family']} "
-                                  f"(valid: {sorted(accepted)})")
+                raise ConfigError(
+                    f"datasets.{name}.options: {unknown} not accepted by {ds['family']} "
+                    f"(valid: {sorted(accepted)})"
+                )
             bad = sorted(set(ds.get("folds", module.FOLDS)) - set(module.FOLDS))
             if bad:
-                raise ConfigError(f"datasets.{name}.folds: {bad} not among {ds['family']}'s folds {list(module.FOLDS)}")
+                raise ConfigError(
+                    f"datasets.{name}.folds: {bad} not among {ds['family']}'s folds {list(module.FOLDS)}"
+                )
         for name, pre in self.config["pretrain"].items():
             for ds in pre["datasets"]:
                 if ds not in datasets:
@@ -57,7 +61,9 @@ class WorkflowConfig:
             resolve(pre["recipe"], pre.get("overrides", {}), where=f"pretrain.{name}")
         for name, exp in self.config["experiments"].items():
             if exp["dataset"] not in datasets:
-                raise ConfigError(f"experiments.{name}.dataset: {exp['dataset']!r} is not a key of `datasets`")
+                raise ConfigError(
+                    f"experiments.{name}.dataset: {exp['dataset']!r} is not a key of `datasets`"
+                )
             pre = exp.get("pretrain")
             if pre is not None and pre not in self.config["pretrain"]:
                 raise ConfigError(f"experiments.{name}.pretrain: {pre!r} is not a key of `pretrain`")
@@ -66,7 +72,12 @@ class WorkflowConfig:
             recipe = resolve(exp["recipe"], exp.get("overrides", {}), where=f"experiments.{name}")
             family = datasets[exp["dataset"]]["family"]
             task = get_dataset(family).TASK
-            if recipe["kind"] == "au" and task != "au" or recipe["kind"] == "finetune" and task != "expression":
+            if (
+                recipe["kind"] == "au"
+                and task != "au"
+                or recipe["kind"] == "finetune"
+                and task != "expression"
+            ):
                 raise ConfigError(
                     f"experiments.{name}: recipe {exp['recipe']!r} ({recipe['kind']}) does not fit dataset "
                     f"{exp['dataset']!r} ({family}, task {task})"
@@ -102,8 +113,9 @@ class WorkflowConfig:
         )
         return cfg
 
-    def finetune_cfg(self, name: str, fold: int, seed: int, annotation_dir: str, pretrained: str | None,
-                     output_dir: str) -> dict:
+    def finetune_cfg(
+        self, name: str, fold: int, seed: int, annotation_dir: str, pretrained: str | None, output_dir: str
+    ) -> dict:
         from fer.engine.recipes import resolve
 
         exp = self.experiment(name)
@@ -141,7 +153,11 @@ class WorkflowConfig:
         ]
 
     def tables(self) -> list[str]:
-        return [f"{self.results}/tables/{name}.{ext}" for name in self.config["experiments"] for ext in ("md", "csv")]
+        return [
+            f"{self.results}/tables/{name}.{ext}"
+            for name in self.config["experiments"]
+            for ext in ("md", "csv")
+        ]
 
     # ================================================================================================ paper tables
     # Config `tables` (optional): the seeds' tables regenerated as named targets `table_<name>` (rules/report.smk).
@@ -149,7 +165,17 @@ class WorkflowConfig:
     # overrides; `defaults` of the table are merged under every cell). Their runs live under
     # results/papers/<table>/runs/<cell>/fold<k>/seed<s>/ and log to the MLflow experiment table_<table>. They are
     # not `experiments`, so the default target `all` never runs them. Checked on first use (report.smk, at parse).
-    _CELL_KEYS = ("dataset", "recipe", "pretrain", "checkpoint", "finetuned", "seeds", "folds", "overrides", "probe")
+    _CELL_KEYS = (
+        "dataset",
+        "recipe",
+        "pretrain",
+        "checkpoint",
+        "finetuned",
+        "seeds",
+        "folds",
+        "overrides",
+        "probe",
+    )
 
     def paper_tables(self) -> list[str]:
         """The configured paper tables, checked (every cross-reference, recipe and fold) on the first call."""
@@ -172,19 +198,29 @@ class WorkflowConfig:
         defaults = spec.get("defaults") or {}
         out = {}
         for i, raw in enumerate(spec.get("cells") or []):
-            cell = {**defaults, **raw, "overrides": _merged(defaults.get("overrides") or {}, raw.get("overrides") or {})}
+            cell = {
+                **defaults,
+                **raw,
+                "overrides": _merged(defaults.get("overrides") or {}, raw.get("overrides") or {}),
+            }
             cell_id = self._cell_id(cell)
             cell.update(id=cell_id, table=table, index=i, where=f"tables.papers.{table}.cells[{i}]")
             for key in ("row", "dataset", "recipe"):
                 if not cell.get(key):
-                    raise ConfigError(f"{cell['where']}: `{key}` missing (give it in the cell or the table's defaults)")
+                    raise ConfigError(
+                        f"{cell['where']}: `{key}` missing (give it in the cell or the table's defaults)"
+                    )
             if cell["dataset"] not in self.config["datasets"]:
                 raise ConfigError(f"{cell['where']}.dataset: {cell['dataset']!r} is not a key of `datasets`")
             recipe = self._recipe(cell)
             cell["folds"] = [int(f) for f in cell.get("folds") or self.folds(cell["dataset"])]
             if recipe["kind"] == "id_probe":
-                cell["folds"] = [1]  # one per-subject image split (fer.id_probe), whatever the dataset's folds
-            cell["seeds"] = [int(s) for s in cell.get("seeds") or recipe.get("seeds") or [0]]  # the recipe's seeds
+                cell["folds"] = [
+                    1
+                ]  # one per-subject image split (fer.id_probe), whatever the dataset's folds
+            cell["seeds"] = [
+                int(s) for s in cell.get("seeds") or recipe.get("seeds") or [0]
+            ]  # the recipe's seeds
             out[cell_id] = cell
         cache[table] = out
         return out
@@ -243,7 +279,9 @@ class WorkflowConfig:
         """The fold annotation files whose frames the identity probe re-splits (fold `probe.fold`, default 1)."""
         c = self.paper_cell(table, cell)
         fold = int((c.get("probe") or {}).get("fold", self.folds(c["dataset"])[0]))
-        return [f"{self.results}/annotations/{c['dataset']}/fold{fold}/{s}.csv" for s in ("train", "val", "test")]
+        return [
+            f"{self.results}/annotations/{c['dataset']}/fold{fold}/{s}.csv" for s in ("train", "val", "test")
+        ]
 
     def paper_probe_options(self, table: str, cell: str) -> dict:
         probe = dict(self.paper_cell(table, cell).get("probe") or {})
@@ -315,12 +353,17 @@ class WorkflowConfig:
             ids = [self._cell_id(raw) for raw in spec.get("cells") or []]
             twice = sorted({i for i in ids if ids.count(i) > 1})
             if twice:
-                raise ConfigError(f"tables.papers.{table}.cells: two cells with the same row and column ({twice})")
+                raise ConfigError(
+                    f"tables.papers.{table}.cells: two cells with the same row and column ({twice})"
+                )
             for cid, c in self.paper_cells(table).items():
                 where = c["where"]
                 if (kind == "datasets") != bool(c.get("column")):
-                    need = "needs a `column` (a dataset of the table)" if kind == "datasets" else (
-                        "takes no `column`: its folds / AUs are the table's columns")
+                    need = (
+                        "needs a `column` (a dataset of the table)"
+                        if kind == "datasets"
+                        else ("takes no `column`: its folds / AUs are the table's columns")
+                    )
                     raise ConfigError(f"{where}: table {table!r} ({kind} layout) {need}")
                 given = [k for k in ("pretrain", "checkpoint", "finetuned") if c.get(k)]
                 if len(given) > 1:
@@ -338,12 +381,18 @@ class WorkflowConfig:
                     raise ConfigError(f"{where}: recipe {c['recipe']!r} ({recipe['kind']}) does not fit dataset "
                                       f"{c['dataset']!r} (task {task})")  # fmt: skip
                 if (kind == "aus") != (recipe["kind"] == "au"):
-                    raise ConfigError(f"{where}: table {table!r} ({kind} layout) cannot show a {recipe['kind']} run")
+                    raise ConfigError(
+                        f"{where}: table {table!r} ({kind} layout) cannot show a {recipe['kind']} run"
+                    )
                 if recipe["kind"] == "id_probe" and not c.get("finetuned"):
-                    raise ConfigError(f"{where}: an identity probe needs `finetuned` (the cell whose encoder it probes)")
+                    raise ConfigError(
+                        f"{where}: an identity probe needs `finetuned` (the cell whose encoder it probes)"
+                    )
                 if c.get("finetuned"):
                     src = c["finetuned"]
-                    source = self._find_cell(src.get("table", table), src.get("row"), src.get("column"), where)
+                    source = self._find_cell(
+                        src.get("table", table), src.get("row"), src.get("column"), where
+                    )
                     if int(src.get("fold", source["folds"][0])) not in source["folds"] or int(
                         src.get("seed", source["seeds"][0])) not in source["seeds"]:  # fmt: skip
                         raise ConfigError(f"{where}.finetuned: fold / seed not among the runs of that cell")
@@ -355,5 +404,7 @@ def _merged(base: dict, top: dict) -> dict:
     """Nested dict update: `top` wins, dicts merge key by key (table defaults under a cell's overrides)."""
     out = dict(base)
     for key, value in top.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out

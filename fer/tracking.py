@@ -224,7 +224,9 @@ class Tracker:
         self.log_artifact(metrics_file)
         plot = self.output_dir / "plots"
         if "confusion" in metrics:
-            path = plots.confusion_matrix(metrics["confusion"], metrics.get("classes"), plot / "confusion.png")
+            path = plots.confusion_matrix(
+                metrics["confusion"], metrics.get("classes"), plot / "confusion.png"
+            )
             self.log_artifact(path, "plots")
         if "f1" in metrics:
             f1 = {au: (100 * float(v), 0.0) for au, v in metrics["f1"].items()}

@@ -9,7 +9,9 @@ from fer.cli import main
 
 
 def fer(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "fer.cli", *args], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "fer.cli", *args], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -34,6 +36,9 @@ def test_set_overrides_nest_and_parse_yaml():
     from fer.cli import _overrides
 
     assert _overrides(["model_kwargs.img_size=64", "blr=1e-3", "mixup=0"]) == {
-        "model_kwargs": {"img_size": 64}, "blr": 1e-3, "mixup": 0}
+        "model_kwargs": {"img_size": 64},
+        "blr": 1e-3,
+        "mixup": 0,
+    }
     with pytest.raises(SystemExit, match="key=value"):
         _overrides(["epochs"])

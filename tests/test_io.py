@@ -11,8 +11,12 @@ from fer.io import UnsafeCheckpointError, atomic_path, load_checkpoint, save_che
 def test_released_checkpoint_classes_load(tmp_path):
     path = tmp_path / "released.pth"
     torch.save(
-        {"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=1e-3), "epoch": np.int64(3),
-         "acc": np.float64(0.5)},
+        {
+            "model": {"w": torch.ones(2)},
+            "args": argparse.Namespace(lr=1e-3),
+            "epoch": np.int64(3),
+            "acc": np.float64(0.5),
+        },
         path,
     )
     ckpt = load_checkpoint(path)
@@ -43,5 +47,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 def test_save_checkpoint_roundtrip(tmp_path):
-    save_checkpoint({"model": {"w": torch.arange(3)}, "config": {"model": "vit_tiny_patch16"}}, tmp_path / "c.pth")
+    save_checkpoint(
+        {"model": {"w": torch.arange(3)}, "config": {"model": "vit_tiny_patch16"}}, tmp_path / "c.pth"
+    )
     assert load_checkpoint(tmp_path / "c.pth")["config"]["model"] == "vit_tiny_patch16"

@@ -21,8 +21,13 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 
 def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,10 @@ def demo(tmp_path_factory) -> Path:
 
 
 def _tables(workdir: Path) -> dict[str, pd.DataFrame]:
-    return {p.stem: pd.read_csv(p, dtype={"fold": str}) for p in sorted((workdir / "results/tables").glob("*.csv"))}
+    return {
+        p.stem: pd.read_csv(p, dtype={"fold": str})
+        for p in sorted((workdir / "results/tables").glob("*.csv"))
+    }
 
 
 def _always_present_f1(annotations: Path, folds: list[str]) -> float:
@@ -62,8 +70,13 @@ def test_every_experiment_has_a_table_well_above_chance(demo):
             # Known gap (issue 2): on ~160 training frames per fold the tiny ViT does not yet beat the
             # always-present predictor (~45 F1), so only the table itself is checked here.
             dataset = config["experiments"][name]["dataset"]
-            print(name, "F1", mean["f1_mean"], "always-present F1",
-                  _always_present_f1(demo / "results/annotations" / dataset, sorted(folds)))
+            print(
+                name,
+                "F1",
+                mean["f1_mean"],
+                "always-present F1",
+                _always_present_f1(demo / "results/annotations" / dataset, sorted(folds)),
+            )
             au_columns = [c for c in table.columns if c.startswith("AU")]
             assert len(au_columns) == 12 and fold_rows[au_columns].stack().between(0, 100).all(), name
             assert mean["f1_mean"] == pytest.approx(fold_rows["f1_mean"].mean(), abs=0.01)
@@ -116,8 +129,11 @@ def test_deleting_one_fold_reruns_only_that_fold_and_its_table(demo):
         result = snakemake(demo, "--cores", "2", "--dry-run", "--quiet", "rules")
         assert result.returncode == 0, result.stderr[-3000:]
         out = result.stdout + result.stderr
-        jobs = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
-                if len(line.split()) == 2 and line.split()[1].isdigit()}
+        jobs = {
+            line.split()[0]: int(line.split()[1])
+            for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()
+        }
         assert jobs.get("finetune") == 1 and jobs.get("table") == 1, out
         assert not {"faces", "pretrain", "records", "fold_annotations"} & set(jobs), out
     finally:

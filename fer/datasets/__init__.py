@@ -7,7 +7,18 @@ from types import ModuleType
 
 from .base import DatasetError, Record
 
-FAMILIES = ("rafdb", "affectnet", "ferplus", "dfew", "mafw", "ferv39k", "voxceleb2", "bp4d", "bp4dplus", "disfa")
+FAMILIES = (
+    "rafdb",
+    "affectnet",
+    "ferplus",
+    "dfew",
+    "mafw",
+    "ferv39k",
+    "voxceleb2",
+    "bp4d",
+    "bp4dplus",
+    "disfa",
+)
 
 
 def get_dataset(family: str) -> ModuleType:

@@ -20,8 +20,17 @@ def write_records(records: list[Record], path: str | os.PathLike) -> None:
         writer.writerow(COLUMNS)
         for r in records:
             aus = "" if r.aus is None else " ".join(str(a) for a in r.aus)
-            writer.writerow([r.key, r.path, "" if r.label is None else r.label, aus, r.subject or "", r.split,
-                             "" if r.fold is None else r.fold])
+            writer.writerow(
+                [
+                    r.key,
+                    r.path,
+                    "" if r.label is None else r.label,
+                    aus,
+                    r.subject or "",
+                    r.split,
+                    "" if r.fold is None else r.fold,
+                ]
+            )
 
 
 def read_records(path: str | os.PathLike) -> list[Record]:
@@ -29,8 +38,10 @@ def read_records(path: str | os.PathLike) -> list[Record]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise DatasetError(f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}; "
-                               f"regenerate it with `fer prepare`")
+            raise DatasetError(
+                f"{path}: expected columns {','.join(COLUMNS)}, got {reader.fieldnames}; "
+                f"regenerate it with `fer prepare`"
+            )
         return [
             Record(
                 key=row["key"],

@@ -25,8 +25,11 @@ def input_shape(name: str) -> tuple[int, ...]:
 def describe(name: str, flops: bool = True) -> dict:
     with torch.device("meta"):  # shapes only: no memory, no init cost
         model = create_model(name)
-    row = {"name": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-           "input": "x".join(str(s) for s in input_shape(name)[1:])}
+    row = {
+        "name": name,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "input": "x".join(str(s) for s in input_shape(name)[1:]),
+    }
     if flops:
         try:
             row["gflops"] = flops_per_sample(model, input_shape(name)) / 1e9
@@ -55,7 +58,11 @@ def model_table(flops: bool = True, names: list[str] | None = None) -> str:
     lgi, vit = by_name.get("vit_base_dim512_no_depth_patch16_160"), by_name.get("vit_base_patch16_160")
     if flops and lgi and vit:
         saving = 1 - lgi["gflops"] / vit["gflops"]
-        lines.append(f"\nLGI-Former finetuning needs {100 * saving:.0f}% fewer FLOPs than VideoMAE ViT-B at 16x160x160 "
-                     f"({lgi['gflops']:.1f} vs {vit['gflops']:.1f} GFLOPs; the MAE-DFER paper reports about 38%).")
-    lines.append("GFLOPs: one forward pass of one sample, multiply and add counted separately (FlopCounterMode).")
+        lines.append(
+            f"\nLGI-Former finetuning needs {100 * saving:.0f}% fewer FLOPs than VideoMAE ViT-B at 16x160x160 "
+            f"({lgi['gflops']:.1f} vs {vit['gflops']:.1f} GFLOPs; the MAE-DFER paper reports about 38%)."
+        )
+    lines.append(
+        "GFLOPs: one forward pass of one sample, multiply and add counted separately (FlopCounterMode)."
+    )
     return "\n".join(lines)
