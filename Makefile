@@ -23,6 +23,7 @@ test: $(BIN)/fer
 
 lint: $(BIN)/fer
 	$(BIN)/ruff check fer tests workflow_scripts benchmarks
+	$(BIN)/ruff format --check fer tests workflow_scripts benchmarks
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules
 
