@@ -111,6 +111,12 @@ def test_preempted_pretraining_is_requeued_and_resumes_to_the_same_weights(slurm
     assert 2 <= first_stop < second_stop < steps, (first_stop, second_stop)
     # the result arrives while the job is still exiting; then sacct holds one record per run of the job
     slurm_cluster.wait(lambda: slurm_cluster.state(job.job_id) == "", 60, f"job {job.job_id} to end")
+    # slurmdbd records the last run's end a moment after squeue forgets the job
+    slurm_cluster.wait(
+        lambda: slurm_cluster.history(job.job_id)[-1:] != ["RUNNING"],
+        60,
+        f"sacct to record job {job.job_id}'s end",
+    )
     assert slurm_cluster.history(job.job_id) == ["REQUEUED", "REQUEUED", "COMPLETED"]
     log = Path(job.paths.stderr).read_text()  # appended to by every run of the job
     resumed = re.findall(r"resumed from \S+checkpoint-last\.pth: epoch \d+, step (\d+)", log)

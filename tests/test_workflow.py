@@ -22,7 +22,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(REPO / "config.yaml"), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -33,7 +33,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.Comp
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(REPO / "config.yaml"))
+    result = snakemake(workdir, "--cores", "2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return workdir
 
