@@ -24,4 +24,5 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
+        W.all_metrics(),
         W.tables(),

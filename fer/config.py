@@ -152,6 +152,10 @@ class WorkflowConfig:
             for seed in exp.get("seeds", [0])
         ]
 
+    def all_metrics(self) -> list[str]:
+        """Every experiment's fold / seed metrics: targets in their own right, so a deleted one is rebuilt."""
+        return [path for name in self.config["experiments"] for path in self.finetune_metrics(name)]
+
     def tables(self) -> list[str]:
         return [
             f"{self.results}/tables/{name}.{ext}"
