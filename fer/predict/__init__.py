@@ -6,7 +6,7 @@ torch and OpenCV.
 
 from __future__ import annotations
 
-import importlib
+from fer._lazy import lazy_exports
 
 _EXPORTS = {
     "PredictError": "predictor",
@@ -26,14 +26,6 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = list(_EXPORTS)
